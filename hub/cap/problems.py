@@ -67,6 +67,11 @@ class Code(StrEnum):
     RESOURCE_SIZE = "resource-size"
     CEILING_WITHOUT_ALTITUDE = "ceiling-without-altitude"
     CEILING_BELOW_ALTITUDE = "ceiling-below-altitude"
+    VALUE_NAME_EMPTY = "value-name-empty"
+    WEB_URI = "web-uri"
+    RESOURCE_URI = "resource-uri"
+    SENT_FUTURE = "sent-future"
+    EXPIRED = "expired"
     # Profiles: extra rules a receiving system adds (hub.cap.profiles).
     PROFILE = "profile"
 
@@ -99,6 +104,11 @@ SECTIONS: dict[Code, str] = {
     Code.RESOURCE_SIZE: "3.2.3 size",
     Code.CEILING_WITHOUT_ALTITUDE: "3.2.4 ceiling",
     Code.CEILING_BELOW_ALTITUDE: "3.2.4 ceiling",
+    Code.VALUE_NAME_EMPTY: "3.2.2 valueName",
+    Code.WEB_URI: "3.2.2 web",
+    Code.RESOURCE_URI: "3.2.3 uri",
+    Code.SENT_FUTURE: "3.2.1 sent",
+    Code.EXPIRED: "3.2.2 expires",
 }
 
 
