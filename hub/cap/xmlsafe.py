@@ -9,6 +9,7 @@ namespace prefix, comments and processing instructions are accepted as XML allow
 
 from __future__ import annotations
 
+import re
 import threading
 
 from lxml import etree
@@ -18,6 +19,12 @@ from hub.cap.problems import Code, Problem, error
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
+
+_DTD_REFUSED = error("/", Code.XML_DTD,
+                     "document type declarations (<!DOCTYPE>) are not accepted: "
+                     "they can declare entities and load external files")
+# A DOCTYPE in an ASCII-compatible prologue is refused before libxml2 sees its declarations.
+_PROLOGUE_DOCTYPE = re.compile(rb"(?:\xef\xbb\xbf)?\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<!DOCTYPE", re.S)
 
 _local = threading.local()  # lxml parsers must not be shared between threads
 
@@ -45,6 +52,8 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
                      f"document is {len(data):,} bytes, over the limit of {max_bytes:,} bytes")
     if not data.strip():
         return error("/", Code.XML_EMPTY, "document is empty")
+    if _PROLOGUE_DOCTYPE.match(data):
+        return _DTD_REFUSED
     parser = _parser()
     try:
         root = etree.fromstring(data, parser)
@@ -53,13 +62,11 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     except (ValueError, LookupError) as exc:  # e.g. an encoding lxml does not know
         return error("/", Code.XML_ENCODING, f"cannot decode document: {exc}")
     tree = root.getroottree()
-    if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:
-        return error("/", Code.XML_DTD,
-                     "document type declarations (<!DOCTYPE>) are not accepted: "
-                     "they can declare entities and load external files", line=1)
+    if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:  # e.g. UTF-16 input
+        return _DTD_REFUSED
     for el in root.iter(f"{{{XINCLUDE_NS}}}*"):
-        return error(_plain_path(el), Code.XML_XINCLUDE,
-                     "XInclude elements are not accepted", line=el.sourceline)
+        line = el.sourceline if isinstance(el.sourceline, int) else None
+        return error(_plain_path(el), Code.XML_XINCLUDE, "XInclude elements are not accepted", line=line)
     return root
 
 
@@ -67,7 +74,8 @@ def _syntax_problem(exc: etree.XMLSyntaxError) -> Problem:
     msg = str(exc.msg if exc.msg else exc).strip()
     low = msg.lower()
     line = exc.lineno if exc.lineno else None
-    if "entity" in low and ("undefined" in low or "not defined" in low or "reference" in low):
+    if "entity" in low and ("undefined" in low or "not defined" in low or "reference" in low
+                            or "amplification" in low):
         return error("/", Code.XML_ENTITY, f"entity references are not accepted: {msg}", line)
     if "doctype" in low or "dtd" in low:
         return error("/", Code.XML_DTD, f"document type declarations are not accepted: {msg}", line)

@@ -1,0 +1,35 @@
+# The two set-up commands of the README: `make run` and `make test`. Each creates the
+# virtual environment (.venv) on first use and refreshes it when pyproject.toml changes.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Runs the hub on embedded defaults. Until the server lands (issue 3) this shows the CLI.
+run: $(STAMP)
+	$(BIN)/cap-hub --help
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check hub tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict hub
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/cap_core.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
