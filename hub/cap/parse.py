@@ -9,18 +9,18 @@ ancestor, when the rule is about an element that is missing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol
 
 from lxml import etree
 
 from hub.cap import rules, schema
 from hub.cap.model import (
     NAMESPACE,
-    REPEATED,
     Alert,
     AlertKey,
     Area,
@@ -42,13 +42,11 @@ from hub.cap.model import (
     ValuePair,
     parse_datetime,
 )
-from hub.cap.problems import Problem, has_errors
-from hub.cap.xmlsafe import DEFAULT_MAX_BYTES, parse_xml
+from hub.cap.problems import Code, Problem, error, has_errors
+from hub.cap.xmlsafe import DEFAULT_MAX_BYTES, element_path, parse_xml
 
 _PREFIX = f"{{{NAMESPACE}}}"
 _CUT = len(_PREFIX)
-
-Lines = dict[str, int]
 
 
 class Checker(Protocol):
@@ -57,7 +55,6 @@ class Checker(Protocol):
     def check(self, alert: Alert) -> list[Problem]: ...
 
 
-_P = TypeVar("_P", bound=ValuePair)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,47 +100,65 @@ def check_tree(
     found = schema.validate(root)
     if has_errors(found):
         return ParseResult(None, tuple(found), root)
-    lines: Lines = {}
-    alert = _alert(root, "/alert", lines)
+    try:
+        alert = _alert(root)
+    except _Unreadable as exc:
+        where = element_path(exc.el)
+        return ParseResult(None, (*found, error(where, Code.XSD_TYPE, str(exc), _line(exc.el))), root)
     more = rules.check(alert, now=now)
     if profile is not None:
         more.extend(profile.check(alert))
-    found.extend(p if p.line is not None else p.at_line(_line_for(p.path, lines)) for p in more)
+    found.extend(p if p.line is not None else p.at_line(line_of(root, p.path)) for p in more)
     return ParseResult(alert, tuple(found), root)
 
 
-def _line_for(path: str, lines: Lines) -> int | None:
-    while path:
-        line = lines.get(path)
-        if line is not None:
-            return line
-        path = path.rpartition("/")[0]
-    return None
+_STEP = re.compile(r"([A-Za-z]+)(?:\[(\d+)\])?$")
+
+
+def line_of(root: etree._Element, path: str) -> int | None:
+    """The source line of the element a finding's path names, or of its nearest ancestor
+    that exists (a rule may be about an element that is missing). Findings are rare, so
+    lines are looked up here rather than recorded for every element while building."""
+    node, line = root, _line(root)
+    for step in path.split("/")[2:]:  # "", "alert", then the steps below the root
+        m = _STEP.match(step)
+        if m is None:
+            break
+        name, index = _PREFIX + m.group(1), int(m.group(2) or 1)
+        same = [c for c in node if c.tag == name]
+        if len(same) < index:
+            break
+        node = same[index - 1]
+        line = _line(node) or line
+    return line
+
+
+def _line(el: etree._Element) -> int | None:
+    line = el.sourceline
+    return line if isinstance(line, int) else None
 
 
 # --- tree → model. The schema has already checked structure, enums and datatypes, so the
-# builders read children in one pass and convert without re-checking. Positions in paths
-# follow model.REPEATED, the convention the rules use.
+# builders read the children in one pass and convert without checking again: enums by
+# dictionary lookup, times with the C parser of datetime (the schema's pattern guarantees
+# the ISO form).
+
+_STATUS = {m.value: m for m in Status}
+_MSG_TYPE = {m.value: m for m in MsgType}
+_SCOPE = {m.value: m for m in Scope}
+_CATEGORY = {m.value: m for m in Category}
+_RESPONSE = {m.value: m for m in ResponseType}
+_URGENCY = {m.value: m for m in Urgency}
+_SEVERITY = {m.value: m for m in Severity}
+_CERTAINTY = {m.value: m for m in Certainty}
 
 
-def _children(
-    parent: etree._Element, path: str, lines: Lines
-) -> Iterable[tuple[str, etree._Element, str]]:
-    counts: dict[str, int] = {}
+def _cap_children(parent: etree._Element) -> Iterator[tuple[str, etree._Element]]:
     for el in parent:
         tag = el.tag
-        if not isinstance(tag, str) or not tag.startswith(_PREFIX):
-            continue  # comments, processing instructions, the XML-DSig <Signature>
-        name = tag[_CUT:]
-        if name in REPEATED:
-            n = counts[name] = counts.get(name, 0) + 1
-            child_path = f"{path}/{name}[{n}]"
-        else:
-            child_path = f"{path}/{name}"
-        line = el.sourceline
-        if isinstance(line, int):
-            lines[child_path] = line
-        yield name, el, child_path
+        # Comments and PIs have a function as tag; <Signature> has the XML-DSig namespace.
+        if tag.__class__ is str and tag.startswith(_PREFIX):
+            yield tag[_CUT:], el
 
 
 def _text(el: etree._Element) -> str:
@@ -152,41 +167,27 @@ def _text(el: etree._Element) -> str:
     return el.text or ""
 
 
-def _pair(cls: Callable[[str, str], _P], el: etree._Element) -> _P:
-    name = value = ""
-    for child in el:
-        tag = child.tag
-        if isinstance(tag, str):
-            if tag.endswith("}valueName"):
-                name = _text(child)
-            elif tag.endswith("}value"):
-                value = _text(child)
-    return cls(name, value)
+class _Unreadable(Exception):
+    """A value the schema let through that the model cannot hold (kept rare on purpose)."""
+
+    def __init__(self, el: etree._Element, message: str) -> None:
+        super().__init__(message)
+        self.el = el
 
 
-def _alert(root: etree._Element, path: str, lines: Lines) -> Alert:
-    line = root.sourceline
-    if isinstance(line, int):
-        lines[path] = line
-    f: dict[str, object] = {}
-    codes: list[str] = []
-    infos: list[Info] = []
-    for name, el, child_path in _children(root, path, lines):
-        if name == "info":
-            infos.append(_info(el, child_path, lines))
-        elif name == "code":
-            codes.append(_text(el))
-        elif name == "sent":
-            f["sent"] = parse_datetime(_text(el))
-        elif name == "status":
-            f["status"] = Status(_text(el))
-        elif name == "msgType":
-            f["msg_type"] = MsgType(_text(el))
-        elif name == "scope":
-            f["scope"] = Scope(_text(el))
-        else:
-            f[_ALERT_TEXT[name]] = _text(el)
-    return Alert(codes=tuple(codes), infos=tuple(infos), **f)  # type: ignore[arg-type]
+def _time(el: etree._Element) -> datetime:
+    text = _text(el).strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    # XML Schema allows 24:00:00, the end of a day, which is 00:00:00 of the next day.
+    if text[11:19] == "24:00:00":
+        try:
+            return datetime.fromisoformat(text[:11] + "00:00:00" + text[19:]) + timedelta(days=1)
+        except ValueError:
+            pass
+    raise _Unreadable(el, f"<{el.tag[_CUT:]}> {text!r} is not a real point in time")
 
 
 _ALERT_TEXT = {
@@ -196,44 +197,27 @@ _ALERT_TEXT = {
 }
 
 
-def _info(parent: etree._Element, path: str, lines: Lines) -> Info:
-    f: dict[str, object] = {}
-    categories: list[Category] = []
-    responses: list[ResponseType] = []
-    event_codes: list[EventCode] = []
-    parameters: list[Parameter] = []
-    resources: list[Resource] = []
-    areas: list[Area] = []
-    for name, el, child_path in _children(parent, path, lines):
-        if name == "area":
-            areas.append(_area(el, child_path, lines))
-        elif name == "category":
-            categories.append(Category(_text(el)))
-        elif name == "responseType":
-            responses.append(ResponseType(_text(el)))
-        elif name == "eventCode":
-            event_codes.append(_pair(EventCode, el))
-        elif name == "parameter":
-            parameters.append(_pair(Parameter, el))
-        elif name == "resource":
-            resources.append(_resource(el, child_path, lines))
-        elif name in ("effective", "onset", "expires"):
-            f[name] = parse_datetime(_text(el))
-        elif name == "urgency":
-            f["urgency"] = Urgency(_text(el))
-        elif name == "severity":
-            f["severity"] = Severity(_text(el))
-        elif name == "certainty":
-            f["certainty"] = Certainty(_text(el))
-        elif name in ("language", "web"):  # xs:language and xs:anyURI collapse whitespace
-            f[name] = _text(el).strip()
-        else:
-            f[_INFO_TEXT[name]] = _text(el)
-    return Info(
-        categories=tuple(categories), response_types=tuple(responses),
-        event_codes=tuple(event_codes), parameters=tuple(parameters),
-        resources=tuple(resources), areas=tuple(areas), **f,  # type: ignore[arg-type]
-    )
+def _alert(root: etree._Element) -> Alert:
+    f: dict[str, Any] = {}
+    codes: list[str] = []
+    infos: list[Info] = []
+    for name, el in _cap_children(root):
+        field = _ALERT_TEXT.get(name)
+        if field is not None:
+            f[field] = _text(el)
+        elif name == "info":
+            infos.append(_info(el))
+        elif name == "code":
+            codes.append(_text(el))
+        elif name == "sent":
+            f["sent"] = _time(el)
+        elif name == "status":
+            f["status"] = _STATUS[_text(el)]
+        elif name == "msgType":
+            f["msg_type"] = _MSG_TYPE[_text(el)]
+        elif name == "scope":
+            f["scope"] = _SCOPE[_text(el)]
+    return Alert(codes=tuple(codes), infos=tuple(infos), **f)
 
 
 _INFO_TEXT = {
@@ -241,47 +225,112 @@ _INFO_TEXT = {
     "headline": "headline", "description": "description", "instruction": "instruction",
     "contact": "contact",
 }
-
-
-def _resource(parent: etree._Element, path: str, lines: Lines) -> Resource:
-    f: dict[str, object] = {}
-    for name, el, _ in _children(parent, path, lines):
-        if name == "size":
-            f["size"] = int(_text(el).strip())
-        elif name == "uri":
-            f["uri"] = _text(el).strip()
-        else:
-            f[_RESOURCE_TEXT[name]] = _text(el)
-    return Resource(**f)  # type: ignore[arg-type]
-
-
 _RESOURCE_TEXT = {
     "resourceDesc": "resource_desc", "mimeType": "mime_type", "derefUri": "deref_uri",
     "digest": "digest",
 }
 
 
-def _area(parent: etree._Element, path: str, lines: Lines) -> Area:
-    desc = ""
-    polygons: list[Polygon] = []
-    circles: list[Circle] = []
-    geocodes: list[Geocode] = []
-    altitude: Decimal | None = None
-    ceiling: Decimal | None = None
-    for name, el, _ in _children(parent, path, lines):
-        if name == "polygon":
-            polygons.append(Polygon(_text(el)))
+class _AreaParts:
+    __slots__ = ("desc", "polygons", "circles", "geocodes", "altitude", "ceiling")
+
+    def __init__(self) -> None:
+        self.desc = ""
+        self.polygons: list[Polygon] = []
+        self.circles: list[Circle] = []
+        self.geocodes: list[Geocode] = []
+        self.altitude: Decimal | None = None
+        self.ceiling: Decimal | None = None
+
+    def build(self) -> Area:
+        return Area(self.desc, tuple(self.polygons), tuple(self.circles), tuple(self.geocodes),
+                    self.altitude, self.ceiling)
+
+
+def _info(parent: etree._Element) -> Info:  # noqa: C901 - one branch per element below <info>
+    """One flat pass over the CAP elements below <info> (no XML-DSig can be in there): the
+    element names below <info> are unique to their level, and the schema has fixed their
+    order, so each one says where it belongs. A flat pass makes half the Python objects a
+    nested walk would."""
+    f: dict[str, Any] = {}
+    categories: list[Category] = []
+    responses: list[ResponseType] = []
+    event_codes: list[EventCode] = []
+    parameters: list[Parameter] = []
+    resources: list[Resource] = []
+    areas: list[Area] = []
+    pairs: list[Any] = event_codes
+    pair_cls: Callable[[str, str], ValuePair] = EventCode
+    pair_name = ""
+    resource: dict[str, Any] | None = None
+    area: _AreaParts | None = None
+    elements = parent.iter()
+    next(elements)  # <info> itself
+    for el in elements:
+        tag = el.tag
+        if tag.__class__ is not str:
+            continue  # a comment or processing instruction
+        name = tag[_CUT:]  # the schema allows only CAP elements below <info>
+        field = _INFO_TEXT.get(name)
+        if field is not None:
+            f[field] = _text(el)
+        elif name == "valueName":
+            pair_name = _text(el)
+        elif name == "value":
+            pairs.append(pair_cls(pair_name, _text(el)))
+        elif name == "polygon":
+            area.polygons.append(Polygon(_text(el)))  # type: ignore[union-attr]
         elif name == "circle":
-            circles.append(Circle(_text(el)))
+            area.circles.append(Circle(_text(el)))  # type: ignore[union-attr]
         elif name == "geocode":
-            geocodes.append(_pair(Geocode, el))
+            pairs, pair_cls = area.geocodes, Geocode  # type: ignore[union-attr]
+        elif name == "area":
+            if area is not None:
+                areas.append(area.build())
+            area = _AreaParts()
         elif name == "areaDesc":
-            desc = _text(el)
+            area.desc = _text(el)  # type: ignore[union-attr]
+        elif name == "category":
+            categories.append(_CATEGORY[_text(el)])
+        elif name in ("effective", "onset", "expires"):
+            f[name] = _time(el)
+        elif name == "urgency":
+            f["urgency"] = _URGENCY[_text(el)]
+        elif name == "severity":
+            f["severity"] = _SEVERITY[_text(el)]
+        elif name == "certainty":
+            f["certainty"] = _CERTAINTY[_text(el)]
+        elif name == "responseType":
+            responses.append(_RESPONSE[_text(el)])
+        elif name == "eventCode":
+            pairs, pair_cls = event_codes, EventCode
+        elif name == "parameter":
+            pairs, pair_cls = parameters, Parameter
+        elif name in ("language", "web"):  # xs:language and xs:anyURI collapse whitespace
+            f[name] = _text(el).strip()
+        elif name == "resource":
+            if resource is not None:
+                resources.append(Resource(**resource))
+            resource = {}
+        elif name in _RESOURCE_TEXT:
+            resource[_RESOURCE_TEXT[name]] = _text(el)  # type: ignore[index]
+        elif name == "size":
+            resource["size"] = int(_text(el).strip())  # type: ignore[index]
+        elif name == "uri":
+            resource["uri"] = _text(el).strip()  # type: ignore[index]
         elif name == "altitude":
-            altitude = Decimal(_text(el).strip())
+            area.altitude = Decimal(_text(el).strip())  # type: ignore[union-attr]
         elif name == "ceiling":
-            ceiling = Decimal(_text(el).strip())
-    return Area(desc, tuple(polygons), tuple(circles), tuple(geocodes), altitude, ceiling)
+            area.ceiling = Decimal(_text(el).strip())  # type: ignore[union-attr]
+    if resource is not None:
+        resources.append(Resource(**resource))
+    if area is not None:
+        areas.append(area.build())
+    return Info(
+        categories=tuple(categories), response_types=tuple(responses),
+        event_codes=tuple(event_codes), parameters=tuple(parameters),
+        resources=tuple(resources), areas=tuple(areas), **f,
+    )
 
 
 def identify(root: etree._Element) -> AlertKey | None:

@@ -50,9 +50,12 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     if len(data) > max_bytes:
         return error("/", Code.XML_TOO_LARGE,
                      f"document is {len(data):,} bytes, over the limit of {max_bytes:,} bytes")
-    if not data.strip():
+    if not data or data.isspace():
         return error("/", Code.XML_EMPTY, "document is empty")
-    if _PROLOGUE_DOCTYPE.match(data):
+    # In an ASCII-compatible encoding (UTF-8, ISO-8859-x: nearly all CAP) a DOCTYPE or an
+    # XInclude namespace shows in the raw bytes; elsewhere (UTF-16) the tree is searched.
+    ascii_like = data[:1] not in (b"\xff", b"\xfe", b"\x00") and data[1:2] != b"\x00"
+    if (not ascii_like or b"<!DOCTYPE" in data) and _PROLOGUE_DOCTYPE.match(data):
         return _DTD_REFUSED
     parser = _parser()
     try:
@@ -61,8 +64,10 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
         return _syntax_problem(exc)
     except (ValueError, LookupError) as exc:  # e.g. an encoding lxml does not know
         return error("/", Code.XML_ENCODING, f"cannot decode document: {exc}")
-    tree = root.getroottree()
-    if tree.docinfo.internalDTD is not None or tree.docinfo.doctype:  # e.g. UTF-16 input
+    if ascii_like and b"XInclude" not in data and b"<!DOCTYPE" not in data:
+        return root
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None or docinfo.doctype:
         return _DTD_REFUSED
     for el in root.iter(f"{{{XINCLUDE_NS}}}*"):
         line = el.sourceline if isinstance(el.sourceline, int) else None
