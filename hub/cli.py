@@ -24,7 +24,9 @@ from hub import __version__
 from hub.cap import devkeys, profiles
 from hub.cap.parse import parse
 from hub.cap.problems import Problem, error
-from hub.cap.sign import SignaturePolicy, TrustStore, VerifyResult, sign, verify
+from hub.cap.sign import sign
+from hub.cap.trust import TrustStore
+from hub.cap.verify import SignaturePolicy, VerifyResult, verify
 from hub.cap.xmlsafe import parse_xml
 from hub.config import Settings, load
 from hub.errors import ConfigError, HubError

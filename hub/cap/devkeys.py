@@ -5,7 +5,7 @@
 ``not_before`` lies in the past and whose ``days`` are few). Nothing here touches files.
 
 These identities are for development and tests. A production sender registers the
-certificate its own PKI issued; the hub pins it in a ``hub.cap.sign.TrustStore``.
+certificate its own PKI issued; the hub pins it in a ``hub.cap.trust.TrustStore``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from lxml import etree
 
 from hub.cap.parse import parse
 from hub.cap.problems import Code
-from hub.cap.sign import SignaturePolicy, Status, TrustStore, verify
+from hub.cap.trust import TrustStore
+from hub.cap.verify import SignaturePolicy, Status, verify
 
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 NOT_MESSAGES = {".md", ".txt", ".pem", ".crt", ".cer", ".der", ".json", ".py"}

@@ -21,8 +21,12 @@ from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.signer import XMLSigner
 
+from hub.cap import sign as sign_module
 from hub.cap.devkeys import new_identity
-from hub.cap.sign import DS_NS, SignaturePolicy, Status, TrustStore, VerifyResult, sign, verify
+from hub.cap.dsig import DS_NS
+from hub.cap.sign import sign
+from hub.cap.trust import TrustStore
+from hub.cap.verify import SignaturePolicy, Status, VerifyResult, verify
 from hub.errors import SignatureError
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -172,6 +176,22 @@ def test_sign_refuses_unusable_material(alert: bytes, nccn: Identity, stranger: 
         sign(alert, encrypted, stranger.cert)
     with pytest.raises(SignatureError, match="cannot sign"):
         sign(b"<alert><unclosed></alert>", nccn.key, nccn.cert)
+
+
+def test_signing_material_is_loaded_once_per_pem_pair(alert: bytes, nccn: Identity, stranger: Identity,
+                                                       trust: TrustStore) -> None:
+    sign_module._material.cache_clear()
+    first = sign(alert, nccn.key, nccn.cert)
+    assert sign(alert, nccn.key, nccn.cert) == first  # RSA PKCS#1 v1.5 is deterministic
+    info = sign_module._material.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+    assert check(first, trust).valid
+    for _ in range(2):  # a failure is not cached: it is raised again
+        with pytest.raises(SignatureError, match="does not belong"):
+            sign(alert, nccn.key, stranger.cert)
+    assert sign_module._material.cache_info().currsize == 1
+    # Unhashable PEM buffers bypass the cache rather than fail.
+    assert sign(alert, bytearray(nccn.key), nccn.cert) == first  # type: ignore[arg-type]
 
 
 # --- tampering -----------------------------------------------------------------------------
