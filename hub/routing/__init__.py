@@ -1,0 +1,1 @@
+"""Who gets an alert: territories, areas and member addresses, as pure logic."""
