@@ -1,0 +1,143 @@
+"""The store seam: what the services need persisted, as one Protocol.
+
+The store is the source of truth (the broker only carries events). Its one implementation
+today is SQLite in WAL mode (``hub.store.sqlite``). Nothing here knows CAP rules: callers
+pass parsed fields in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from hub.domain import (
+    Account,
+    AlertState,
+    Certificate,
+    Entity,
+    EntityType,
+    Grants,
+    Role,
+    StoredAlert,
+)
+from hub.errors import StoreError
+
+
+class Conflict(StoreError):
+    """A unique thing already exists (an entity name, a sender of another entity, an alert
+    key, an account name)."""
+
+
+class NotFound(StoreError):
+    """The thing asked for does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """What ingest hands the store for one accepted message."""
+
+    sender: str
+    identifier: str
+    sent: str  # exactly as in the message
+    sent_utc: datetime
+    status: str
+    msg_type: str
+    scope: str
+    expires: datetime | None
+    references: str | None
+    areas_json: str  # the <area> blocks as JSON, for queries by area
+    entity_id: int | None
+    account_id: int | None
+    received: bytes
+    signed: bytes
+    answer: bytes
+    digest: str
+    received_at: datetime
+    state: AlertState = AlertState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str  # "account:NAME", "admin" (the CLI), "anonymous"
+    action: str  # e.g. "cap.post", "entity.add", "token.new"
+    target: str  # what it acted on: an alert key, an entity name; never personal data
+    outcome: str  # "ok", "refused:<reason>"
+    detail: str  # JSON, never personal data or secrets
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and bring the schema to the current version (migrations)."""
+
+    async def close(self) -> None: ...
+
+    async def healthy(self) -> bool: ...
+
+    # --- entities, certificates, accounts, tokens
+    async def add_entity(
+        self, name: str, type: EntityType, senders: Sequence[str], *,
+        signature_required: bool, profile: str, territory: str | None,
+    ) -> Entity:
+        """Raises ``Conflict`` when the name exists or a sender belongs to another entity."""
+
+    async def entity(self, entity_id: int) -> Entity | None: ...
+
+    async def entity_by_name(self, name: str) -> Entity | None: ...
+
+    async def entity_for_sender(self, sender: str) -> Entity | None: ...
+
+    async def add_certificate(
+        self, entity_id: int, pem: bytes, *, fingerprint: str, subject: str, not_after: datetime
+    ) -> Certificate:
+        """Raises ``Conflict`` when the same certificate is registered to another entity."""
+
+    async def certificates(self, entity_id: int) -> list[Certificate]: ...
+
+    async def add_account(self, entity_id: int, name: str, role: Role, grants: Grants) -> Account:
+        """Raises ``Conflict`` when the name is taken anywhere in the hub."""
+
+    async def account_by_name(self, name: str) -> Account | None: ...
+
+    async def add_token(self, account_id: int, token_hash: str, *, created_at: datetime) -> int: ...
+
+    async def revoke_token(self, token_hash: str, *, revoked_at: datetime) -> bool: ...
+
+    async def account_for_token(self, token_hash: str) -> tuple[Account, Entity] | None:
+        """The account and entity of a token that exists and is not revoked."""
+
+    # --- alerts
+    async def find_alert(self, sender: str, identifier: str, sent_utc: datetime) -> StoredAlert | None:
+        """The message with this key; ``sent`` is compared as an instant, so that a reference
+        written with another offset still finds it."""
+
+    async def insert_alert(
+        self, alert: NewAlert, *, references: Sequence[int] = (),
+        supersede: Sequence[int] = (), cancel: Sequence[int] = (),
+    ) -> StoredAlert:
+        """Store one message, link it to the ids it references, mark ``supersede`` as updated
+        by it and ``cancel`` as cancelled: all in one transaction. Raises ``Conflict`` if its
+        key exists."""
+
+    async def alert(self, alert_id: int) -> StoredAlert | None: ...
+
+    async def list_alerts(
+        self, *, status: str | None = None, since: datetime | None = None,
+        sender: str | None = None, public_only: bool = False, limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[StoredAlert]:
+        """Newest first; ``before_id`` pages on. ``public_only``: scope Public, status Actual."""
+
+    async def expire_alerts(self, now: datetime) -> list[int]:
+        """Mark active alerts whose expires has passed as expired; returns their ids."""
+
+    async def set_state(self, alert_id: int, state: AlertState) -> None: ...
+
+    # --- audit (append-only)
+    async def audit(self, actor: str, action: str, target: str, outcome: str, detail: str = "{}",
+                    *, at: datetime) -> None: ...
+
+    async def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]: ...

@@ -1,0 +1,209 @@
+"""The store's schema, as numbered migrations applied in order.
+
+Each migration is ``(version, SQL)``. ``apply`` runs the ones newer than the database's
+version inside one ``BEGIN IMMEDIATE`` transaction (so two processes opening the same file
+do not both migrate) and records each in ``schema_version``. Never edit a migration that
+has shipped: add a new one.
+
+Times are UTC ISO text of fixed width (``2024-05-01T10:00:00.000000Z``, see
+``hub.store.sqlite.utc_text``), so that text order is time order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import aiosqlite
+
+from hub.errors import StoreError
+
+V1 = """
+CREATE TABLE entities (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type INTEGER NOT NULL CHECK (type IN (1, 2)),
+    signature_required INTEGER NOT NULL DEFAULT 1,
+    profile TEXT NOT NULL DEFAULT '',
+    territory TEXT
+);
+
+-- A CAP <sender> belongs to exactly one entity.
+CREATE TABLE senders (
+    sender TEXT PRIMARY KEY,
+    entity_id INTEGER NOT NULL REFERENCES entities (id)
+);
+CREATE INDEX senders_entity ON senders (entity_id);
+
+CREATE TABLE certificates (
+    id INTEGER PRIMARY KEY,
+    entity_id INTEGER NOT NULL REFERENCES entities (id),
+    fingerprint TEXT NOT NULL,
+    pem BLOB NOT NULL,
+    subject TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    UNIQUE (entity_id, fingerprint)
+);
+CREATE INDEX certificates_fingerprint ON certificates (fingerprint);
+
+-- One certificate vouches for one entity only.
+CREATE TRIGGER certificates_one_entity BEFORE INSERT ON certificates
+WHEN EXISTS (SELECT 1 FROM certificates
+             WHERE fingerprint = NEW.fingerprint AND entity_id != NEW.entity_id)
+BEGIN
+    SELECT RAISE(ABORT, 'certificate registered to another entity');
+END;
+
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY,
+    entity_id INTEGER NOT NULL REFERENCES entities (id),
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    grants TEXT NOT NULL
+);
+CREATE INDEX accounts_entity ON accounts (entity_id);
+
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts (id),
+    hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX tokens_account ON tokens (account_id);
+
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    sender TEXT NOT NULL,
+    identifier TEXT NOT NULL,
+    sent TEXT NOT NULL,
+    sent_utc TEXT NOT NULL,
+    status TEXT NOT NULL,
+    msg_type TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    expires_utc TEXT,
+    refs TEXT,
+    areas_json TEXT NOT NULL DEFAULT '[]',
+    entity_id INTEGER REFERENCES entities (id),
+    account_id INTEGER REFERENCES accounts (id),
+    state TEXT NOT NULL,
+    superseded_by INTEGER REFERENCES alerts (id),
+    received BLOB NOT NULL,
+    signed BLOB NOT NULL,
+    answer BLOB NOT NULL,
+    digest TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (sender, identifier, sent_utc)
+);
+CREATE INDEX alerts_sender ON alerts (sender, id);
+CREATE INDEX alerts_status ON alerts (status, id);
+CREATE INDEX alerts_sent ON alerts (sent_utc);
+CREATE INDEX alerts_public ON alerts (id) WHERE scope = 'Public' AND status = 'Actual';
+CREATE INDEX alerts_active_expiry ON alerts (expires_utc) WHERE state = 'active';
+CREATE INDEX alerts_superseded_by ON alerts (superseded_by);
+
+CREATE TABLE alert_links (
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    referenced_id INTEGER NOT NULL REFERENCES alerts (id),
+    PRIMARY KEY (alert_id, referenced_id)
+) WITHOUT ROWID;
+CREATE INDEX alert_links_referenced ON alert_links (referenced_id);
+
+-- Append-only: rows are added, never changed or removed.
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit is append-only');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit is append-only');
+END;
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, V1),
+]
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)
+"""
+
+
+def latest(migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
+    return max((v for v, _ in migrations), default=0)
+
+
+def statements(sql: str) -> list[str]:
+    """Split a script into whole statements (a trigger body's ``;`` does not end one).
+
+    ``executescript`` would commit the open transaction first, so migrations run statement
+    by statement instead.
+    """
+    out: list[str] = []
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _strip_comments(pending).strip(" \t\r\n;"):
+                out.append(pending.strip())
+            pending = ""
+    if _strip_comments(pending).strip(" \t\r\n;"):
+        raise ValueError("migration ends in an incomplete statement")
+    return out
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+
+
+async def current_version(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"))
+    if not rows:
+        return 0
+    rows = list(await conn.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+    return int(rows[0][0] or 0)
+
+
+async def apply(conn: aiosqlite.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
+    """Bring the database to the newest version in ``migrations``; returns that version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Raises ``StoreError`` if
+    the database was written by a newer cap-hub than this one.
+    """
+    known = latest(migrations)
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(_VERSION_TABLE)
+            version = await current_version(conn)
+            if version > known:
+                raise StoreError(
+                    f"database schema version {version} is newer than this cap-hub knows "
+                    f"({known}); upgrade cap-hub or open another data directory")
+            for number, sql in sorted(migrations):
+                if number <= version:
+                    continue
+                for statement in statements(sql):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not migrate the database schema: {exc}") from exc
+    return known
