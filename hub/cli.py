@@ -4,6 +4,8 @@
     cap-hub cap sign --key K --cert C IN [OUT]
     cap-hub cap verify --cert C [--cert C2 ...] FILE...
     cap-hub keys new DIR
+    cap-hub serve [--data DIR] [--host H] [--port P]
+    cap-hub admin entity|cert|account|token ...   (see hub.cli_admin)
 
 Exit status: 0 when everything checked is fine, 1 when something was refused, 2 when the
 command itself was wrong (unknown option, unreadable settings).
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from hub import __version__
+from hub import __version__, cli_admin
 from hub.cap import devkeys, profiles
 from hub.cap.parse import parse
 from hub.cap.problems import Problem, error
@@ -85,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-sha1", action="store_true", help="accept SHA-1 signatures and digests")
     r.add_argument("paths", nargs="+", type=Path, metavar="FILE")
     r.set_defaults(run=_verify)
+
+    cli_admin.register(top)
 
     keys = top.add_parser("keys", help="key material")
     key_cmds = keys.add_subparsers(title="keys commands", metavar="ACTION")

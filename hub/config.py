@@ -51,7 +51,32 @@ class HubSettings:
 
     sender: str = "cap-hub@hub.invalid"
     key_file: str = ""  # PEM private key that signs Acks, Errors and feeds
-    cert_file: str = ""  # its X.509 certificate, published to partners
+    cert_file: str = ""  # its X.509 certificate; both empty: DATA_DIR/keys/ (made on first start)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Where and how the server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the server speaks HTTPS
+    tls_key: str = ""
+    body_timeout: float = 30.0  # seconds a client may take to send a request body
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """How posted CAP is processed."""
+
+    threads: int = 2  # threads for parsing, verifying and signing (CPU-bound work)
+    expiry_interval: float = 30.0  # seconds between sweeps that mark expired alerts
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,9 @@ class Settings:
     cap: CapSettings = field(default_factory=CapSettings)
     signature: SignatureSettings = field(default_factory=SignatureSettings)
     hub: HubSettings = field(default_factory=HubSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     @property
     def data_path(self) -> Path:

@@ -1,0 +1,1 @@
+"""The HTTP edge: aiohttp routes; no CAP rules and no SQL here."""

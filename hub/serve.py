@@ -1,0 +1,50 @@
+"""`cap-hub serve`: run the hub until interrupted (SIGINT or SIGTERM)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.api.app import create_app
+from hub.config import Settings
+from hub.wiring import Hub
+
+log = logging.getLogger(__name__)
+
+
+def _tls(settings: Settings) -> ssl.SSLContext | None:
+    http = settings.http
+    if not (http.tls_cert or http.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(http.tls_cert, http.tls_key)
+    return context
+
+
+async def run(settings: Settings, data_dir: Path, host: str, port: int) -> None:
+    hub = await Hub.start(settings, data_dir)
+    if hub.created_keys is not None:
+        print(f"created the hub's signing key and certificate in {hub.created_keys}", flush=True)
+    runner = web.AppRunner(create_app(hub), access_log=None)
+    await runner.setup()
+    tls = _tls(settings)
+    site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
+    try:
+        await site.start()
+        scheme = "https" if tls else "http"
+        print(f"cap-hub listening on {scheme}://{host}:{port} (data in {data_dir})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("cap-hub stopping", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()
+        await hub.stop()

@@ -1,0 +1,108 @@
+"""Builds the running hub from settings: store, broker, keys, services; starts and stops them.
+
+This is the one place that knows the concrete classes. `cap-hub serve` uses it, and so do
+the tests that drive the app end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hub.api.metrics import Metrics
+from hub.broker.base import Broker
+from hub.broker.memory import MemoryBroker
+from hub.cap import devkeys
+from hub.config import Settings
+from hub.services.ingest import HubIdentity, Ingest
+from hub.store.base import Store
+from hub.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "hub.sqlite3"
+
+
+def open_store(data_dir: Path) -> SqliteStore:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteStore(data_dir / STORE_FILE)
+
+
+def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path | None]:
+    """The hub's signing key pair: the configured files, or DATA_DIR/keys/, created on first
+    start. Returns the folder it created keys in, or None."""
+    hub = settings.hub
+    if hub.key_file or hub.cert_file:
+        key, cert = Path(hub.key_file), Path(hub.cert_file)
+        return HubIdentity(hub.sender, key.read_bytes(), cert.read_bytes()), None
+    keys = data_dir / "keys"
+    key, cert = keys / "hub-key.pem", keys / "hub-cert.pem"
+    created = None
+    if not key.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        key_pem, cert_pem = devkeys.new_identity(f"cap-hub {hub.sender}", days=3650)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key_pem)
+        cert.write_bytes(cert_pem)
+        created = keys
+    return HubIdentity(hub.sender, key.read_bytes(), cert.read_bytes()), created
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    data_dir: Path
+    store: Store
+    broker: Broker
+    identity: HubIdentity
+    ingest: Ingest
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    created_keys: Path | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings, data_dir: Path | None = None) -> Hub:
+        data = Path(data_dir or settings.data_dir)
+        store = open_store(data)
+        await store.open()
+        broker = MemoryBroker()
+        await broker.start()
+        identity, created = load_identity(settings, data)
+        executor = ThreadPoolExecutor(max(1, settings.ingest.threads), thread_name_prefix="cap")
+        ingest = Ingest(store, broker, identity, settings, executor=executor)
+        hub = cls(settings, data, store, broker, identity, ingest, Metrics(), executor, created)
+        hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
+        return hub
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.broker.close()
+        await self.store.close()
+        self.executor.shutdown(wait=True)
+
+    async def expire(self) -> list[int]:
+        """Mark alerts whose expiry has passed, and tell the pipeline."""
+        ids = await self.store.expire_alerts(datetime.now(UTC))
+        for alert_id in ids:
+            await self.broker.publish("alert.expired", json.dumps({"id": alert_id}).encode())
+        return ids
+
+    async def _expire_periodically(self) -> None:
+        while True:
+            try:
+                await self.expire()
+            except Exception:  # keep sweeping; the next sweep catches up
+                log.exception("expiry sweep failed")
+            await asyncio.sleep(self.settings.ingest.expiry_interval)
