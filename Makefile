@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Runs the hub on embedded defaults. Until the server lands (issue 3) this shows the CLI.
+# Runs the hub on embedded defaults: SQLite in data/, the in-process broker.
 run: $(STAMP)
-	$(BIN)/cap-hub --help
+	$(BIN)/cap-hub serve --data data
 
 test: lint typecheck unit
 
