@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 
 from hub.config import LogSettings
 
+# Libraries that log whole payloads at debug level: aiosqlite the SQL parameters (received CAP,
+# token hashes), signxml each canonicalized document, aiormq every AMQP frame. Those carry
+# personal data, so these loggers never go below info, whatever the hub's own level.
+PAYLOAD_LOGGERS = ("aiosqlite", "signxml", "aiormq", "aio_pika")
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -36,3 +41,5 @@ def setup(settings: LogSettings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # access lines carry no value here
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(max(root.level, logging.INFO))

@@ -40,7 +40,8 @@ async def add_entity(
     """``certificates`` are (where, PEM) pairs; ``where`` names the file in messages."""
     if not senders:
         raise AdminError("an entity needs at least one --sender")
-    bad = [s for s in senders if not s or any(c in s for c in " ,<&")]
+    # the same characters CAP's sender rule refuses (any whitespace, not only the space)
+    bad = [s for s in senders if not s or any(c in ",<&" or c.isspace() for c in s)]
     if bad:
         raise AdminError(f"sender {bad[0]!r} may not be empty or contain spaces, commas, '<' or '&'")
     if profile and profile not in PROFILES:
@@ -50,10 +51,13 @@ async def add_entity(
             parse_territory(territory)
         except TerritoryError as exc:
             raise AdminError(f"territory: {exc}") from exc
-    parsed = [_certificate(where, pem) for where, pem in certificates]
+    parsed: dict[str, tuple[bytes, str, str, datetime]] = {}
+    for where, pem in certificates:
+        cert = _certificate(where, pem)
+        parsed.setdefault(cert[1], cert)  # the same certificate given twice is registered once
     entity = await store.add_entity(name, type, senders, signature_required=signature_required,
                                     profile=profile, territory=territory)
-    added = [await _store_cert(store, entity, *c) for c in parsed]
+    added = [await _store_cert(store, entity, *c) for c in parsed.values()]
     await store.audit(ADMIN, "entity.add", name, "ok",
                       json.dumps({"type": int(type), "senders": list(senders),
                                   "certificates": [c.fingerprint for c in added]}), at=_now())
