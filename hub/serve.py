@@ -31,18 +31,19 @@ async def run(settings: Settings, data_dir: Path, host: str, port: int) -> None:
     hub = await Hub.start(settings, data_dir)
     if hub.created_keys is not None:
         print(f"created the hub's signing key and certificate in {hub.created_keys}", flush=True)
+    # Signals are caught from the start, so a stop during start-up still cleans up.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(hub), access_log=None)
-    await runner.setup()
-    tls = _tls(settings)
-    site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
     try:
+        await runner.setup()
+        tls = _tls(settings)
+        site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
         await site.start()
         scheme = "https" if tls else "http"
         print(f"cap-hub listening on {scheme}://{host}:{port} (data in {data_dir})", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("cap-hub stopping", file=sys.stderr, flush=True)
     finally:

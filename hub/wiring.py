@@ -21,6 +21,7 @@ from hub.broker.base import Broker
 from hub.broker.memory import MemoryBroker
 from hub.cap import devkeys
 from hub.config import Settings
+from hub.errors import ConfigError
 from hub.services.ingest import HubIdentity, Ingest
 from hub.store.base import Store
 from hub.store.sqlite import SqliteStore
@@ -40,8 +41,13 @@ def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path
     start. Returns the folder it created keys in, or None."""
     hub = settings.hub
     if hub.key_file or hub.cert_file:
-        key, cert = Path(hub.key_file), Path(hub.cert_file)
-        return HubIdentity(hub.sender, key.read_bytes(), cert.read_bytes()), None
+        if not (hub.key_file and hub.cert_file):
+            raise ConfigError("hub.key_file and hub.cert_file go together: set both or neither")
+        try:
+            key_pem, cert_pem = Path(hub.key_file).read_bytes(), Path(hub.cert_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the hub's key or certificate: {exc}") from exc
+        return HubIdentity(hub.sender, key_pem, cert_pem), None
     keys = data_dir / "keys"
     key, cert = keys / "hub-key.pem", keys / "hub-cert.pem"
     created = None
@@ -72,11 +78,11 @@ class Hub:
     @classmethod
     async def start(cls, settings: Settings, data_dir: Path | None = None) -> Hub:
         data = Path(data_dir or settings.data_dir)
+        identity, created = load_identity(settings, data)  # before anything needs closing
         store = open_store(data)
         await store.open()
         broker = MemoryBroker()
         await broker.start()
-        identity, created = load_identity(settings, data)
         executor = ThreadPoolExecutor(max(1, settings.ingest.threads), thread_name_prefix="cap")
         ingest = Ingest(store, broker, identity, settings, executor=executor)
         hub = cls(settings, data, store, broker, identity, ingest, Metrics(), executor, created)
