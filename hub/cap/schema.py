@@ -112,12 +112,16 @@ def _schema_document() -> etree._Element:
 
 
 _local = threading.local()
+# libxml2's one-time set-up of its built-in types is not thread-safe: two threads compiling
+# a schema at once can leave every later compile in the process broken. One at a time.
+_compile = threading.Lock()
 
 
 def _schema() -> etree.XMLSchema:
     schema: etree.XMLSchema | None = getattr(_local, "schema", None)
     if schema is None:
-        schema = etree.XMLSchema(_schema_document())
+        with _compile:
+            schema = etree.XMLSchema(_schema_document())
         _local.schema = schema
     return schema
 

@@ -326,3 +326,32 @@ def test_every_error_is_reported_in_document_order() -> None:
         (Code.XSD_TYPE, "/alert/info[1]/resource[1]/size", 37),
     ]
     assert all("{urn:" not in p.message for p in problems)
+
+
+def test_threads_compiling_the_schema_at_once_do_not_break_it() -> None:
+    """libxml2's first schema compile is not thread-safe; the lock in schema._schema makes
+    it so. A fresh process each time, since only the first compile races."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading\n"
+        "from hub.cap import schema\n"
+        "from hub.cap.xmlsafe import parse_xml\n"
+        "from tests.cap.samples import FULL\n"
+        "errors = []\n"
+        "def go():\n"
+        "    try:\n"
+        "        assert schema.validate(parse_xml(FULL)) == []\n"
+        "    except Exception as exc:\n"
+        "        errors.append(exc)\n"
+        "threads = [threading.Thread(target=go) for _ in range(4)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "raise SystemExit(1 if errors else 0)\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    for _ in range(4):
+        done = subprocess.run([sys.executable, "-c", script], cwd=root, check=False, timeout=60,
+                              env={"PYTHONPATH": root, "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0
