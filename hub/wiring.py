@@ -74,6 +74,7 @@ class Hub:
     executor: ThreadPoolExecutor
     created_keys: Path | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _audits: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     async def start(cls, settings: Settings, data_dir: Path | None = None) -> Hub:
@@ -89,7 +90,26 @@ class Hub:
         hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub
 
+    def audit_soon(self, actor: str, action: str, target: str, outcome: str, detail: str = "{}") -> None:
+        """Write an audit entry without making the caller wait for its commit: it joins the
+        store's next group commit. ``stop`` waits for every one still queued."""
+        task = asyncio.create_task(
+            self.store.audit(actor, action, target, outcome, detail, at=datetime.now(UTC)))
+        self._audits.add(task)
+        task.add_done_callback(self._audit_done)
+
+    def _audit_done(self, task: asyncio.Task[None]) -> None:
+        self._audits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not write an audit entry: %s", task.exception())
+
+    async def audits_written(self) -> None:
+        """Wait until every audit entry queued so far is committed."""
+        if self._audits:
+            await asyncio.gather(*self._audits, return_exceptions=True)
+
     async def stop(self) -> None:
+        await self.audits_written()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

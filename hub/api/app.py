@@ -69,7 +69,7 @@ async def _post_cap(request: web.Request, hub: Hub) -> Outcome:
             "/", "media-type", f"content type {media!r} is not CAP: send application/cap+xml"))
     caller = await _caller(request, hub)
     if caller is None:
-        await hub.store.audit("anonymous", "cap.post", "-", "refused:unauthenticated", at=_now())
+        hub.audit_soon("anonymous", "cap.post", "-", "refused:unauthenticated")
         return await _early(hub, 401, "unauthenticated", error(
             "/", "unauthenticated", "a valid bearer token is required (Authorization: Bearer ...)"))
     limit = hub.settings.cap.max_bytes
@@ -90,11 +90,10 @@ async def _post_cap(request: web.Request, hub: Hub) -> Outcome:
         return await _early(hub, 413, "too-large", _too_large(len(data), limit))
     outcome = await hub.ingest.post(data, caller)
     # Accounts by id: their names may be people's names, which the audit must not hold.
-    await hub.store.audit(f"account:{caller.account.id}", "cap.post", _target(outcome),
-                          "ok" if outcome.status < 300 else f"refused:{outcome.reason}",
-                          json.dumps({"status": outcome.status,
-                                      "codes": sorted({str(p.code) for p in outcome.problems})}),
-                          at=_now())
+    hub.audit_soon(f"account:{caller.account.id}", "cap.post", _target(outcome),
+                   "ok" if outcome.status < 300 else f"refused:{outcome.reason}",
+                   json.dumps({"status": outcome.status,
+                               "codes": sorted({str(p.code) for p in outcome.problems})}))
     return outcome
 
 

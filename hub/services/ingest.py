@@ -12,6 +12,7 @@ for a refused message, and a message is acknowledged only once it is stored.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -147,7 +148,7 @@ class Ingest:
 
     async def _check_signature(self, data: bytes, alert: Alert, entity: Entity, now: datetime) -> None:
         certificates = await self._store.certificates(entity.id)
-        trust = TrustStore.from_pem({s: [c.pem for c in certificates] for s in entity.senders})
+        trust = _trust_store(entity.senders, tuple(c.pem for c in certificates))
         sig = self._settings.signature
         policy = SignaturePolicy(
             # Signatures are required of Actual messages; exercises and tests may come unsigned,
@@ -280,6 +281,12 @@ class Ingest:
             log.exception("could not sign an Error")
             answer_xml = to_xml(answer)
         return Outcome(refused.status, refused.reason, answer, answer_xml, refused.problems)
+
+
+@functools.lru_cache(maxsize=64)
+def _trust_store(senders: tuple[str, ...], pems: tuple[bytes, ...]) -> TrustStore:
+    """Keyed on the certificates themselves, so a newly registered one is seen at once."""
+    return TrustStore.from_pem({s: list(pems) for s in senders})
 
 
 def _new_id(kind: str) -> str:

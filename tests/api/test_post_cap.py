@@ -176,6 +176,7 @@ async def test_media_type_token_and_rights(hub: Hub, make_sender: MakeSender) ->
     await admin.revoke_token(hub.store, police.token)
     assert (await police.post(signed))[0] == 401
     assert await stored_count(hub) == 0
+    await hub.audits_written()
     entries = await hub.store.audit_entries(limit=20)
     assert any(e.outcome == "refused:unauthenticated" for e in entries)
     assert all(police.token not in e.detail for e in entries)
