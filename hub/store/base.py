@@ -19,6 +19,9 @@ from hub.domain import (
     Entity,
     EntityType,
     Grants,
+    Group,
+    Member,
+    MemberData,
     Role,
     StoredAlert,
 )
@@ -141,3 +144,49 @@ class Store(Protocol):
                     *, at: datetime) -> None: ...
 
     async def audit_entries(self, *, limit: int = 100) -> list[AuditEntry]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    created: tuple[int, ...]  # member ids
+    updated: tuple[int, ...]
+
+
+class MemberStore(Protocol):
+    """Groups and the personal data of their members. Only this part of the store holds
+    personal data; erasing a member removes it from everywhere it appears."""
+
+    async def add_group(self, group: Group) -> Group:
+        """Stores ``group`` (its ``id`` is ignored); raises ``Conflict`` if the gid exists."""
+
+    async def update_group(self, group: Group) -> Group: ...
+
+    async def group(self, gid: str) -> Group | None: ...
+
+    async def groups(self, entity_id: int) -> list[Group]: ...
+
+    async def members(self, gid: str, *, search: str | None = None, limit: int = 100,
+                      after_id: int | None = None) -> list[Member]:
+        """Members of a group by id; ``search`` matches name, contact points or external id."""
+
+    async def member(self, member_id: int) -> Member | None: ...
+
+    async def member_data(self, member_ids: Sequence[int]) -> dict[int, MemberData]:
+        """The data of many members at once (what an import compares its rows with)."""
+
+    async def find_members(self, entity_id: int, *, external_ids: Sequence[str] = (),
+                           contact_points: Sequence[str] = ()) -> dict[str, int]:
+        """Existing members of the entity by external id and by contact point
+        (``{key: member_id}``), so an import can tell an update from a creation."""
+
+    async def save_members(self, gid: str, creates: Sequence[MemberData],
+                           updates: Sequence[tuple[int, MemberData]]) -> ImportResult:
+        """Create and update members and put them all in the group: one transaction, so
+        either everything is stored or, on any error, nothing."""
+
+    async def remove_member(self, gid: str, member_id: int) -> bool:
+        """Take a member out of a group. A member left in no group is deleted with its data:
+        the hub keeps no personal data it has no group for."""
+
+    async def erase_member(self, member_id: int) -> bool:
+        """Remove every personal datum of the member, everywhere."""

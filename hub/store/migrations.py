@@ -129,8 +129,69 @@ BEGIN
 END;
 """
 
+# PLP groups and the personal data of their members. Erasing a member is one DELETE FROM
+# members: phones, e-mails and group links go with it (ON DELETE CASCADE). Member ids are
+# never reused (AUTOINCREMENT), so an anonymous reference kept elsewhere never names
+# another person later.
+V2 = """
+CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    gid TEXT NOT NULL UNIQUE,
+    entity_id INTEGER NOT NULL REFERENCES entities (id),
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    audience TEXT NOT NULL DEFAULT '[]',
+    territory TEXT,
+    languages TEXT NOT NULL DEFAULT '[]',
+    channels TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX groups_entity ON groups (entity_id);
+
+CREATE TABLE members (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity_id INTEGER NOT NULL REFERENCES entities (id),
+    external_id TEXT,
+    name TEXT NOT NULL,
+    language TEXT NOT NULL,
+    address TEXT,
+    lat REAL,
+    lon REAL,
+    channels TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX members_entity ON members (entity_id);
+-- The coordinator's own id is unique within the entity, when given.
+CREATE UNIQUE INDEX members_external_id ON members (entity_id, external_id)
+    WHERE external_id IS NOT NULL;
+
+-- Numbers in E.164; a number appears once per member (rowid order is the member's order).
+CREATE TABLE phones (
+    member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+    number TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    UNIQUE (member_id, number)
+);
+CREATE INDEX phones_number ON phones (number);
+
+CREATE TABLE emails (
+    member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    UNIQUE (member_id, address)
+);
+CREATE INDEX emails_address ON emails (address);
+
+CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, member_id)
+) WITHOUT ROWID;
+CREATE INDEX group_members_member ON group_members (member_id);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
+    (2, V2),
 ]
 
 _VERSION_TABLE = """
