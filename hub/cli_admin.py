@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from hub import logs
+from hub import cli_members, logs
 from hub.config import Settings
 from hub.domain import EntityType, Role
 from hub.errors import HubError
@@ -26,8 +26,9 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--port", type=int, help="port to listen on (default: the settings, 8080)")
     s.set_defaults(run=_serve)
 
-    a = top.add_parser("admin", help="entities, accounts, tokens, certificates")
+    a = top.add_parser("admin", help="entities, accounts, tokens, certificates, groups")
     cmds = a.add_subparsers(title="admin commands", metavar="WHAT")
+    cli_members.register(top, cmds)
 
     entity = cmds.add_parser("entity", help="entities (organisations that send)").add_subparsers(
         title="entity commands", metavar="ACTION")

@@ -132,3 +132,89 @@ class StoredAlert:
     digest: str  # SHA-256 of ``received``
     received_at: datetime
     superseded_by: int | None = None
+
+
+# --- PLP groups and their members ---------------------------------------------------------
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    VOICE = "voice"
+    EMAIL = "email"
+
+
+class Language(StrEnum):
+    NL = "nl"
+    FR = "fr"
+    DE = "de"
+    EN = "en"
+
+
+class PhoneKind(StrEnum):
+    """What a number can receive: a mobile gets SMS and calls, a fixed line only calls."""
+
+    MOBILE = "mobile"
+    FIXED = "fixed"
+    OTHER = "other"  # VoIP, personal numbers, pagers...: calls only
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return (Channel.SMS, Channel.VOICE) if self is PhoneKind.MOBILE else (Channel.VOICE,)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A PLP group of one entity. ``gid`` is what CAP ``<addresses>`` name it by (unique in
+    the hub); ``territory`` is GeoJSON (geocodes such as NIS or postal codes in its
+    properties); ``channels`` says which channels each kind of message uses by default."""
+
+    id: int
+    gid: str
+    entity_id: int
+    name: str
+    kind: str = "residents"  # residents, shops, farmers, ... (free text)
+    audience: tuple[str, ...] = ()
+    territory: str | None = None
+    languages: tuple[Language, ...] = (Language.NL, Language.FR)
+    channels: tuple[tuple[Kind, tuple[Channel, ...]], ...] = (
+        (Kind.ALERT, (Channel.SMS, Channel.VOICE, Channel.EMAIL)),
+        (Kind.PREVENTION, (Channel.SMS, Channel.EMAIL)),
+        (Kind.NEWS, (Channel.EMAIL,)),
+    )
+
+    def channels_for(self, kind: Kind) -> tuple[Channel, ...]:
+        return dict(self.channels).get(kind, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    number: str  # E.164
+    kind: PhoneKind
+
+
+@dataclass(frozen=True, slots=True)
+class MemberData:
+    """A member's personal data as given by a coordinator (an import row, an API body)."""
+
+    name: str
+    language: Language
+    phones: tuple[Phone, ...] = ()
+    emails: tuple[str, ...] = ()  # normalised: domain in lower case
+    external_id: str | None = None  # the coordinator's own stable id, if any
+    address: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    channels: tuple[Channel, ...] = ()  # preferences; empty: the group's defaults
+
+    @property
+    def contact_points(self) -> tuple[str, ...]:
+        """Every number and address, the keys on which two records are the same person."""
+        return tuple(p.number for p in self.phones) + self.emails
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: int
+    entity_id: int
+    data: MemberData
+    groups: tuple[str, ...]  # gids

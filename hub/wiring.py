@@ -23,6 +23,7 @@ from hub.cap import devkeys
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.services.ingest import HubIdentity, Ingest
+from hub.services.members import Members
 from hub.store.base import Store
 from hub.store.sqlite import SqliteStore
 
@@ -70,6 +71,7 @@ class Hub:
     broker: Broker
     identity: HubIdentity
     ingest: Ingest
+    members: Members
     metrics: Metrics
     executor: ThreadPoolExecutor
     created_keys: Path | None = None
@@ -86,7 +88,8 @@ class Hub:
         await broker.start()
         executor = ThreadPoolExecutor(max(1, settings.ingest.threads), thread_name_prefix="cap")
         ingest = Ingest(store, broker, identity, settings, executor=executor)
-        hub = cls(settings, data, store, broker, identity, ingest, Metrics(), executor, created)
+        members = Members(store, store, executor=executor)
+        hub = cls(settings, data, store, broker, identity, ingest, members, Metrics(), executor, created)
         hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub
 

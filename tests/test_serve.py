@@ -36,7 +36,7 @@ def free_port() -> int:
         return port
 
 
-def read_until(stream: IO[str], marker: str, timeout: float = 15.0) -> list[str]:
+def read_until(stream: IO[str], marker: str, timeout: float = 60.0) -> list[str]:
     """Lines of ``stream`` up to and including the first that contains ``marker``."""
     lines: list[str] = []
     deadline = time.monotonic() + timeout
@@ -68,7 +68,7 @@ class Server:
         assert self.proc.stdout is not None
         return read_until(self.proc.stdout, "listening on")
 
-    def terminate(self, timeout: float = 5.0) -> int:
+    def terminate(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGTERM)
         code = self.proc.wait(timeout)
@@ -90,7 +90,7 @@ class Server:
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         req = urllib.request.Request(self.url + path, data=data, headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()

@@ -15,17 +15,17 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.api import groups
+from hub.api.common import HUB, caller_of, problem
 from hub.api.metrics import CONTENT_TYPE_LATEST
 from hub.api.openapi import spec
 from hub.cap.ack import build_error
 from hub.cap.problems import Code, Problem, error
 from hub.cap.serialize import to_json, to_xml
 from hub.domain import StoredAlert
-from hub.services.auth import authenticate, bearer
-from hub.services.ingest import Caller, Outcome
+from hub.services.ingest import Outcome
 from hub.wiring import Hub
 
-HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 CAP_TYPES = frozenset({"application/cap+xml", "application/xml", "text/xml"})
 CAP_CONTENT_TYPE = "application/cap+xml"
 MAX_PAGE = 500
@@ -41,6 +41,7 @@ def create_app(hub: Hub) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    groups.add_routes(app)
     return app
 
 
@@ -67,7 +68,7 @@ async def _post_cap(request: web.Request, hub: Hub) -> Outcome:
     if media not in CAP_TYPES:
         return await _early(hub, 415, "media-type", error(
             "/", "media-type", f"content type {media!r} is not CAP: send application/cap+xml"))
-    caller = await _caller(request, hub)
+    caller = await caller_of(request)
     if caller is None:
         hub.audit_soon("anonymous", "cap.post", "-", "refused:unauthenticated")
         return await _early(hub, 401, "unauthenticated", error(
@@ -141,17 +142,8 @@ def _answer(request: web.Request, outcome: Outcome) -> web.Response:
 # --- reading back ---------------------------------------------------------------------------
 
 
-async def _caller(request: web.Request, hub: Hub) -> Caller | None:
-    return await authenticate(hub.store, bearer(request.headers.get("Authorization")))
-
-
 def _public(alert: StoredAlert) -> bool:
     return alert.scope == "Public" and alert.status == "Actual"
-
-
-def _problem(status: int, title: str, detail: str) -> web.Response:
-    return web.json_response({"title": title, "status": status, "detail": detail}, status=status,
-                             content_type="application/problem+json")
 
 
 async def get_alert(request: web.Request) -> web.Response:
@@ -159,19 +151,19 @@ async def get_alert(request: web.Request) -> web.Response:
     try:
         alert_id = int(request.match_info["id"])
     except ValueError:
-        return _problem(404, "not found", "alert ids are numbers")
+        return problem(404, "not found", "alert ids are numbers")
     alert = await hub.store.alert(alert_id)
     if alert is None:
-        return _problem(404, "not found", f"no alert {alert_id}")
+        return problem(404, "not found", f"no alert {alert_id}")
     if not _public(alert):
-        caller = await _caller(request, hub)
+        caller = await caller_of(request)
         if caller is None:
-            return _problem(401, "unauthenticated", "this alert is not public: a bearer token is required")
+            return problem(401, "unauthenticated", "this alert is not public: a bearer token is required")
         if caller.entity.id != alert.entity_id:
-            return _problem(404, "not found", f"no alert {alert_id}")
+            return problem(404, "not found", f"no alert {alert_id}")
     which = request.query.get("as", "signed")
     if which not in ("signed", "received"):
-        return _problem(400, "bad parameter", "as= takes 'signed' or 'received'")
+        return problem(400, "bad parameter", "as= takes 'signed' or 'received'")
     body = alert.received if which == "received" else alert.signed
     etag = f'"{alert.digest[:32]}-{which}"'
     if request.headers.get("If-None-Match") == etag:
@@ -199,10 +191,10 @@ async def list_alerts(request: web.Request) -> web.Response:
         before = int(q["before"]) if "before" in q else None
         since = datetime.fromisoformat(q["since"]) if "since" in q else None
     except ValueError as exc:
-        return _problem(400, "bad parameter", f"limit and before are numbers, since a date-time: {exc}")
+        return problem(400, "bad parameter", f"limit and before are numbers, since a date-time: {exc}")
     if since is not None and since.tzinfo is None:
-        return _problem(400, "bad parameter", "since needs a time zone offset")
-    caller = await _caller(request, hub)
+        return problem(400, "bad parameter", "since needs a time zone offset")
+    caller = await caller_of(request)
     rows = await hub.store.list_alerts(status=q.get("status"), since=since, sender=q.get("sender"),
                                        public_only=caller is None, limit=limit, before_id=before)
     visible = [a for a in rows if _public(a) or (caller is not None and a.entity_id == caller.entity.id)]

@@ -90,6 +90,7 @@ def spec() -> dict[str, Any]:
                     "404": {"description": "no such alert", "content": _PROBLEM},
                 },
             }},
+            **_group_paths(),
             "/health": {"get": {
                 "summary": "Whether the store and the broker answer",
                 "responses": {"200": {"description": "all reachable"},
@@ -104,6 +105,118 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1"}},
             }},
         },
+    }
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
+
+
+_GID = {"name": "gid", "in": "path", "required": True, "schema": {"type": "string"}}
+_MID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_REFUSALS = {
+    "401": {"description": "no valid bearer token", "content": _PROBLEM},
+    "403": {"description": "seen but not manageable by this account", "content": _PROBLEM},
+    "404": {"description": "no such group or member for this account (another entity's answer "
+                           "the same)", "content": _PROBLEM},
+    "422": {"description": "the request is wrong; the detail says where", "content": _PROBLEM},
+}
+
+
+def _op(summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"summary": summary, "security": _BEARER, "responses": {**responses, **_REFUSALS}, **more}
+
+
+def _group_paths() -> dict[str, Any]:
+    member_body = {"required": True, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/MemberInput"}}}}
+    return {
+        "/groups": {
+            "get": _op("The groups this account may see", {"200": _json("GroupList", "groups")}),
+            "post": _op("Create a group (an account with every group of its entity)",
+                        {"201": _json("Group", "the group")},
+                        requestBody={"required": True, "content": {"application/json": {"schema": {
+                            "$ref": "#/components/schemas/GroupInput"}}}}),
+        },
+        "/groups/{gid}": {
+            "get": _op("One group", {"200": _json("Group", "the group")}, parameters=[_GID]),
+            "patch": _op("Change a group's name, audience, territory or languages",
+                         {"200": _json("Group", "the group")}, parameters=[_GID],
+                         requestBody={"required": True, "content": {"application/json": {"schema": {
+                             "$ref": "#/components/schemas/GroupInput"}}}}),
+        },
+        "/groups/{gid}/members": {
+            "get": _op("Members of a group, with paging and search", {"200": _json("MemberPage", "a page")},
+                       parameters=[_GID,
+                                   {"name": "search", "in": "query", "schema": {"type": "string"}},
+                                   {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                                   {"name": "limit", "in": "query", "schema": {"type": "integer"}}]),
+            "post": _op("Add one member", {"201": _json("Member", "the member")}, parameters=[_GID],
+                        requestBody=member_body),
+        },
+        "/groups/{gid}/members:import": {"post": _op(
+            "Import a CSV member list (one transaction); ?dry_run=1 reports only, ?strict=1 imports "
+            "nothing when any row is refused",
+            {"200": _json("ImportReport", "what happened to each row")}, parameters=[
+                _GID, {"name": "dry_run", "in": "query", "schema": {"type": "boolean"}},
+                {"name": "strict", "in": "query", "schema": {"type": "boolean"}}],
+            requestBody={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}})},
+        "/groups/{gid}/members:export": {"get": _op(
+            "The group's members as CSV (audited)",
+            {"200": {"description": "CSV, ';'-separated, UTF-8 with BOM",
+                     "content": {"text/csv": {"schema": {"type": "string"}}}}}, parameters=[_GID])},
+        "/groups/{gid}/members/{id}": {"delete": _op(
+            "Take a member out of the group", {"204": {"description": "removed"}}, parameters=[_GID, _MID])},
+        "/members/{id}": {
+            "get": _op("One member", {"200": _json("Member", "the member")}, parameters=[_MID]),
+            "put": _op("Replace a member's data", {"200": _json("Member", "the member")},
+                       parameters=[_MID], requestBody=member_body),
+            "delete": _op("Erase the member's personal data everywhere (audited)",
+                          {"204": {"description": "erased"}}, parameters=[_MID]),
+        },
+    }
+
+
+def _member_schemas() -> dict[str, Any]:
+    member_fields = {
+        "externalId": {"type": ["string", "null"]}, "name": {"type": "string"},
+        "language": {"enum": ["nl", "fr", "de", "en"]},
+        "emails": {"type": "array", "items": {"type": "string"}},
+        "address": {"type": ["string", "null"]},
+        "location": {"type": ["object", "null"], "properties": {"lat": {"type": "number"},
+                                                                "lon": {"type": "number"}}},
+        "channels": {"type": "array", "items": {"enum": ["sms", "voice", "email"]}},
+    }
+    group_fields = {
+        "id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"},
+        "audience": {"type": "array", "items": {"type": "string"}},
+        "territory": {"type": ["object", "null"], "description": "GeoJSON, lon/lat"},
+        "languages": {"type": "array", "items": {"enum": ["nl", "fr", "de", "en"]}},
+    }
+    return {
+        "Group": {"type": "object", "properties": {**group_fields, "channels": {"type": "object"},
+                                                   "href": {"type": "string"}}},
+        "GroupInput": {"type": "object", "properties": {
+            **group_fields, "channels": {"type": "array", "items": {"enum": ["sms", "voice", "email"]}}}},
+        "GroupList": {"type": "object", "properties": {
+            "groups": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}}},
+        "Member": {"type": "object", "properties": {
+            "id": {"type": "integer"}, **member_fields,
+            "phones": {"type": "array", "items": {"type": "object", "properties": {
+                "number": {"type": "string", "description": "E.164"},
+                "kind": {"enum": ["mobile", "fixed", "other"]}}}},
+            "groups": {"type": "array", "items": {"type": "string"}}, "href": {"type": "string"}}},
+        "MemberInput": {"type": "object", "required": ["name"], "properties": {
+            **member_fields, "phones": {"type": "array", "items": {"type": "string"}}}},
+        "MemberPage": {"type": "object", "properties": {
+            "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+            "next": {"type": ["string", "null"]}}},
+        "ImportReport": {"type": "object", "properties": {
+            "applied": {"type": "boolean"}, "counts": {"type": "object"},
+            "fileErrors": {"type": "array", "items": {"type": "string"}},
+            "fileWarnings": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "object"}}}},
     }
 
 
@@ -148,4 +261,5 @@ def _schemas() -> dict[str, Any]:
         "Problem": {"type": "object", "properties": {
             "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
         }},
+        **_member_schemas(),
     }
