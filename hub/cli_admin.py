@@ -128,9 +128,11 @@ def _entity_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 
 def _cert_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    cert = _with_store(args, settings, lambda store: admin.add_certificate(
+    certs = _with_store(args, settings, lambda store: admin.add_certificate(
         store, args.entity, str(args.pem), _read(args.pem, "certificate")))
-    print(f"certificate {cert.fingerprint[:16]}… registered, valid until {cert.not_after:%Y-%m-%d}", file=out)
+    for cert in certs:
+        print(f"certificate {cert.fingerprint[:16]}… registered, valid until {cert.not_after:%Y-%m-%d}",
+              file=out)
     return 0
 
 

@@ -214,8 +214,6 @@ def test_the_same_certificate_twice_in_one_command(run: Run, certs: dict[str, Pa
     assert counts(data)["certificates"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="admin.add_entity stores the entity before its certificates, "
-                   "so a certificate of another entity leaves the new entity behind")
 def test_certificate_of_another_entity_leaves_nothing(run: Run, police: None, certs: dict[str, Path],
                                                       data: Path) -> None:
     before = counts(data)

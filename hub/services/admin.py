@@ -19,7 +19,7 @@ from hub.domain import Account, Certificate, Entity, EntityType, Grants, Kind, R
 from hub.errors import HubError, SignatureError
 from hub.routing.geometry import TerritoryError, parse_territory
 from hub.services.auth import new_token, token_hash
-from hub.store.base import Store
+from hub.store.base import NewCertificate, Store
 
 ADMIN = "admin"
 
@@ -51,42 +51,43 @@ async def add_entity(
             parse_territory(territory)
         except TerritoryError as exc:
             raise AdminError(f"territory: {exc}") from exc
-    parsed: dict[str, tuple[bytes, str, str, datetime]] = {}
+    parsed: dict[str, NewCertificate] = {}
     for where, pem in certificates:
-        cert = _certificate(where, pem)
-        parsed.setdefault(cert[1], cert)  # the same certificate given twice is registered once
+        for cert in _certificates(where, pem):
+            parsed.setdefault(cert.fingerprint, cert)  # the same one given twice counts once
     entity = await store.add_entity(name, type, senders, signature_required=signature_required,
-                                    profile=profile, territory=territory)
-    added = [await _store_cert(store, entity, *c) for c in parsed.values()]
+                                    profile=profile, territory=territory,
+                                    certificates=list(parsed.values()))
+    added = await store.certificates(entity.id)
     await store.audit(ADMIN, "entity.add", name, "ok",
                       json.dumps({"type": int(type), "senders": list(senders),
                                   "certificates": [c.fingerprint for c in added]}), at=_now())
     return entity, added
 
 
-def _certificate(where: str, pem: bytes) -> tuple[bytes, str, str, datetime]:
+def _certificates(where: str, pem: bytes) -> list[NewCertificate]:
+    """Every certificate in a PEM file (a chain file registers each of its certificates)."""
     try:
         certs = load_pems(pem, where)
     except SignatureError as exc:
         raise AdminError(str(exc)) from exc
-    cert = certs[0]
-    der = cert.public_bytes(Encoding.DER)
-    one = cert.public_bytes(Encoding.PEM)
-    return one, hashlib.sha256(der).hexdigest(), common_name(cert) or "", cert.not_valid_after_utc
+    return [
+        NewCertificate(cert.public_bytes(Encoding.PEM),
+                       hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+                       common_name(cert) or "", cert.not_valid_after_utc)
+        for cert in certs
+    ]
 
 
-async def _store_cert(store: Store, entity: Entity, pem: bytes, fingerprint: str, subject: str,
-                      not_after: datetime) -> Certificate:
-    return await store.add_certificate(entity.id, pem, fingerprint=fingerprint, subject=subject,
-                                       not_after=not_after)
-
-
-async def add_certificate(store: Store, entity_name: str, where: str, pem: bytes) -> Certificate:
+async def add_certificate(store: Store, entity_name: str, where: str, pem: bytes) -> list[Certificate]:
     entity = await _entity(store, entity_name)
-    cert = await _store_cert(store, entity, *_certificate(where, pem))
+    added = []
+    for cert in _certificates(where, pem):
+        added.append(await store.add_certificate(entity.id, cert.pem, fingerprint=cert.fingerprint,
+                                                 subject=cert.subject, not_after=cert.not_after))
     await store.audit(ADMIN, "certificate.add", entity_name, "ok",
-                      json.dumps({"fingerprint": cert.fingerprint}), at=_now())
-    return cert
+                      json.dumps({"fingerprints": [c.fingerprint for c in added]}), at=_now())
+    return added
 
 
 async def _entity(store: Store, name: str) -> Entity:

@@ -62,6 +62,14 @@ class NewAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class NewCertificate:
+    pem: bytes
+    fingerprint: str  # SHA-256 of the DER, hex
+    subject: str
+    not_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     at: datetime
@@ -84,8 +92,11 @@ class Store(Protocol):
     async def add_entity(
         self, name: str, type: EntityType, senders: Sequence[str], *,
         signature_required: bool, profile: str, territory: str | None,
+        certificates: Sequence[NewCertificate] = (),
     ) -> Entity:
-        """Raises ``Conflict`` when the name exists or a sender belongs to another entity."""
+        """Store the entity with its senders and certificates in one transaction. Raises
+        ``Conflict`` when the name exists, a sender belongs to another entity, or a
+        certificate is registered to another entity; then nothing is stored."""
 
     async def entity(self, entity_id: int) -> Entity | None: ...
 

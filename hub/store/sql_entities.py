@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 
 from hub.domain import Account, Certificate, Entity, EntityType, Grants, Role
-from hub.store.base import Conflict
+from hub.store.base import Conflict, NewCertificate
 from hub.store.sql_common import UNIQUE, SqlBase, error_name, from_utc_text, integrity, utc_text
 
 ENTITY_COLUMNS = (
@@ -41,10 +41,30 @@ def certificate_row(row: Sequence[Any]) -> Certificate:
                        subject=row[4], not_after=from_utc_text(row[5]))
 
 
+async def _insert_certificate(
+    conn: aiosqlite.Connection, entity_id: int, cert: NewCertificate
+) -> Certificate:
+    not_after_text = utc_text(cert.not_after)
+    try:
+        row = await conn.execute_insert(
+            "INSERT INTO certificates (entity_id, fingerprint, pem, subject, not_after) "
+            "VALUES (?, ?, ?, ?, ?)", (entity_id, cert.fingerprint, cert.pem, cert.subject, not_after_text))
+    except sqlite3.IntegrityError as exc:
+        if error_name(exc) in UNIQUE:
+            raise Conflict(f"certificate {cert.fingerprint} is already registered to entity "
+                           f"{entity_id}") from exc
+        raise integrity(exc, f"certificate {cert.fingerprint} is registered to another entity",
+                        f"no entity {entity_id}") from exc
+    assert row is not None
+    return Certificate(id=row[0], entity_id=entity_id, pem=cert.pem, fingerprint=cert.fingerprint,
+                       subject=cert.subject, not_after=from_utc_text(not_after_text))
+
+
 class EntitySql(SqlBase):
     async def add_entity(
         self, name: str, type: EntityType, senders: Sequence[str], *,
         signature_required: bool, profile: str, territory: str | None,
+        certificates: Sequence[NewCertificate] = (),
     ) -> Entity:
         unique_senders = tuple(dict.fromkeys(senders))
 
@@ -63,6 +83,8 @@ class EntitySql(SqlBase):
                                        (sender, row[0]))
                 except sqlite3.IntegrityError as exc:
                     raise Conflict(f"sender {sender!r} belongs to another entity") from exc
+            for cert in certificates:  # in the same transaction: all of the entity, or nothing
+                await _insert_certificate(conn, row[0], cert)
             return Entity(id=row[0], name=name, type=EntityType(type), senders=unique_senders,
                           signature_required=signature_required, profile=profile,
                           territory=territory)
@@ -88,22 +110,10 @@ class EntitySql(SqlBase):
     async def add_certificate(
         self, entity_id: int, pem: bytes, *, fingerprint: str, subject: str, not_after: datetime
     ) -> Certificate:
-        not_after_text = utc_text(not_after)
+        cert = NewCertificate(pem, fingerprint, subject, not_after)
 
         async def op(conn: aiosqlite.Connection) -> Certificate:
-            try:
-                row = await conn.execute_insert(
-                    "INSERT INTO certificates (entity_id, fingerprint, pem, subject, not_after) "
-                    "VALUES (?, ?, ?, ?, ?)", (entity_id, fingerprint, pem, subject, not_after_text))
-            except sqlite3.IntegrityError as exc:
-                if error_name(exc) in UNIQUE:
-                    raise Conflict(f"certificate {fingerprint} is already registered to entity "
-                                   f"{entity_id}") from exc
-                raise integrity(exc, f"certificate {fingerprint} is registered to another entity",
-                                f"no entity {entity_id}") from exc
-            assert row is not None
-            return Certificate(id=row[0], entity_id=entity_id, pem=pem, fingerprint=fingerprint,
-                               subject=subject, not_after=from_utc_text(not_after_text))
+            return await _insert_certificate(conn, entity_id, cert)
 
         return await self._write(op, single_statement=True)
 
