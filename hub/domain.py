@@ -127,7 +127,7 @@ class StoredAlert:
     account_id: int | None
     state: AlertState
     received: bytes  # the exact bytes received
-    signed: bytes  # the exact bytes the hub signed and emits
+    signed: bytes  # the exact bytes the hub signed and emits; b"" until first emitted
     answer: bytes  # the signed Ack the sender got, returned again on a repeated post
     digest: str  # SHA-256 of ``received``
     received_at: datetime
@@ -218,3 +218,50 @@ class Member:
     entity_id: int
     data: MemberData
     groups: tuple[str, ...]  # gids
+
+
+# --- campaigns and deliveries ---------------------------------------------------------------
+
+
+class CampaignState(StrEnum):
+    PLANNING = "planning"  # the router is writing its deliveries
+    SENDING = "sending"  # planned; deliveries handed to the channels
+    NOTHING = "nothing"  # planned, but no one to reach (the plan says why)
+    DONE = "done"  # every delivery reached a final state
+    CANCELLED = "cancelled"  # a Cancel stopped what was not yet sent
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # stored, not yet handed to the broker
+    QUEUED = "queued"  # handed to deliver.<channel>
+    SUBMITTED = "submitted"  # accepted by the provider
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # expired or otherwise not sent; ``reason`` says why
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: int
+    alert_id: int
+    entity_id: int | None
+    kind: Kind
+    simulation: bool  # Exercise and Test alerts go to the simulation environment
+    state: CampaignState
+    plan: str  # JSON: the plan's counts (groups, members, per channel and language, skipped)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One delivery as handed to a channel worker. ``address`` is personal data."""
+
+    id: int
+    campaign_id: int
+    member_id: int | None
+    channel: Channel
+    address: str | None
+    language: str
+    info: int
+    state: DeliveryState

@@ -164,7 +164,7 @@ async def get_alert(request: web.Request) -> web.Response:
     which = request.query.get("as", "signed")
     if which not in ("signed", "received"):
         return problem(400, "bad parameter", "as= takes 'signed' or 'received'")
-    body = alert.received if which == "received" else alert.signed
+    body = alert.received if which == "received" else await hub.ingest.countersign(alert)
     etag = f'"{alert.digest[:32]}-{which}"'
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers={"ETag": etag})

@@ -15,11 +15,16 @@ from typing import Protocol
 from hub.domain import (
     Account,
     AlertState,
+    Campaign,
+    CampaignState,
     Certificate,
+    Channel,
+    DeliveryRow,
     Entity,
     EntityType,
     Grants,
     Group,
+    Kind,
     Member,
     MemberData,
     Role,
@@ -150,6 +155,9 @@ class Store(Protocol):
 
     async def set_state(self, alert_id: int, state: AlertState) -> None: ...
 
+    async def set_signed(self, alert_id: int, signed: bytes) -> None:
+        """Store the hub-signed copy of an alert (made when first emitted, see ingest)."""
+
     # --- audit (append-only)
     async def audit(self, actor: str, action: str, target: str, outcome: str, detail: str = "{}",
                     *, at: datetime) -> None: ...
@@ -201,3 +209,42 @@ class MemberStore(Protocol):
 
     async def erase_member(self, member_id: int) -> bool:
         """Remove every personal datum of the member, everywhere."""
+
+
+MemberRow = tuple[int, str, float | None, float | None, str | None]
+
+
+class CampaignStore(Protocol):
+    """Campaigns (one per alert that owes deliveries) and their deliveries."""
+
+    async def open_campaign(self, alert_id: int, entity_id: int | None, kind: Kind, *,
+                            simulation: bool, at: datetime) -> tuple[Campaign, bool]:
+        """The campaign of the alert, created if there is none; True when just created."""
+
+    async def campaign(self, campaign_id: int) -> Campaign | None: ...
+
+    async def campaign_for_alert(self, alert_id: int) -> Campaign | None: ...
+
+    async def campaigns(self, *, alert_id: int | None = None, entity_id: int | None = None,
+                        limit: int = 100, before_id: int | None = None) -> list[Campaign]: ...
+
+    async def add_deliveries(self, campaign_id: int,
+                             deliveries: Sequence[tuple[int | None, Channel, str, str, int]],
+                             *, at: datetime) -> list[DeliveryRow]:
+        """Store (member, channel, address, language, info) rows in one transaction; rows the
+        campaign already has are kept as they are. Returns the batch's rows."""
+
+    async def set_plan(self, campaign_id: int, plan: str, state: CampaignState, *, at: datetime) -> None: ...
+
+    async def mark_queued(self, delivery_ids: Sequence[int], *, at: datetime) -> None: ...
+
+    async def unsent_deliveries(self, *, published_before: datetime, limit: int = 10_000,
+                                after_id: int = 0) -> list[DeliveryRow]: ...
+
+    async def cancel_campaigns(self, alert_ids: Sequence[int], *, at: datetime) -> list[int]: ...
+
+    async def delivery_states(self, campaign_id: int) -> dict[tuple[str, str], int]: ...
+
+    async def directory_rows(self, gids: Sequence[str]) -> tuple[
+            list[MemberRow], list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[str, int]]]:
+        """Members, phones, e-mails and memberships of these groups, for the router."""

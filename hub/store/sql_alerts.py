@@ -136,6 +136,15 @@ class AlertSql(SqlBase):
         await self._write(op, single_statement=True)
 
 
+    async def set_signed(self, alert_id: int, signed: bytes) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            cursor = await conn.execute("UPDATE alerts SET signed = ? WHERE id = ?", (signed, alert_id))
+            if cursor.rowcount == 0:
+                raise NotFound(f"no alert {alert_id}")
+
+        await self._write(op, single_statement=True)
+
+
 async def _set_states(conn: aiosqlite.Connection, ids: str, state: AlertState,
                       superseded_by: int | None, missing: str) -> None:
     """Set ``state`` on the alerts listed (a JSON array); all must exist."""
