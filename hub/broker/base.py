@@ -8,7 +8,7 @@ is still to do: after a crash the hub re-enqueues what is pending.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +54,12 @@ class Broker(Protocol):
 
     async def publish(self, topic: str, body: bytes, *, headers: Mapping[str, str] | None = None) -> None:
         """Returns once the broker has taken the message for good (publisher confirm)."""
+
+    async def publish_many(self, topic: str, bodies: Iterable[bytes], *,
+                           headers: Mapping[str, str] | None = None) -> None:
+        """Publish every body under ``topic``; returns once all are confirmed. On failure
+        raises ``BrokerError``: some may have been taken already, so republishing may
+        duplicate (consumers must be idempotent anyway)."""
 
     async def consume(self, queue: str, topics: tuple[str, ...], handler: Handler, *,
                       prefetch: int = 32, max_attempts: int = 10) -> Consumer:

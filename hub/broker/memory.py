@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from hub.broker.base import Handler, Message, Reject, Retry
@@ -72,6 +72,11 @@ class MemoryBroker:
             if any(matches(p, topic) for p in q.topics):
                 q.items.put_nowait(message)
 
+    async def publish_many(self, topic: str, bodies: Iterable[bytes], *,
+                           headers: Mapping[str, str] | None = None) -> None:
+        for body in bodies:
+            await self.publish(topic, body, headers=headers)
+
     async def consume(self, queue: str, topics: tuple[str, ...], handler: Handler, *,
                       prefetch: int = 32, max_attempts: int = 10) -> _MemoryConsumer:
         await self.declare(queue, topics)
@@ -87,7 +92,11 @@ class MemoryBroker:
         try:
             while True:
                 message = await q.items.get()
-                await slots.acquire()
+                try:
+                    await slots.acquire()
+                except asyncio.CancelledError:  # stopped before handling it: give it back
+                    q.items.put_nowait(message)
+                    raise
                 task = asyncio.create_task(self._handle(name, q, handler, message, max_attempts))
                 running.add(task)
 
@@ -112,7 +121,8 @@ class MemoryBroker:
             self._later(exc.delay, q, again)
         except Reject as exc:
             self._dead(name, message, str(exc))
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # stopped before the ack, as RabbitMQ would: give it back
+            q.items.put_nowait(message)
             raise
         except Exception as exc:  # a handler bug must not stop the queue
             log.exception("handler of queue %s failed on a %s message", name, message.topic)
