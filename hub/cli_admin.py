@@ -14,7 +14,7 @@ from hub.domain import EntityType, Role
 from hub.errors import HubError
 from hub.services import admin
 from hub.store.base import Store
-from hub.wiring import open_store
+from hub.wiring import ALL_ROLES, open_store
 
 T = TypeVar("T")
 
@@ -25,6 +25,15 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--host", help="address to listen on (default: the settings, 127.0.0.1)")
     s.add_argument("--port", type=int, help="port to listen on (default: the settings, 8080)")
     s.set_defaults(run=_serve)
+
+    for role, text in (("api", "run only the HTTP API (ingest, reading back, groups)"),
+                       ("router", "run only the router stage (needs RabbitMQ: amqp.url)")):
+        r = top.add_parser(role, help=text)
+        _data(r)
+        if role == "api":
+            r.add_argument("--host", help="address to listen on (default: the settings)")
+            r.add_argument("--port", type=int, help="port to listen on (default: the settings)")
+        r.set_defaults(run=_serve, roles=frozenset({role}))
 
     a = top.add_parser("admin", help="entities, accounts, tokens, certificates, groups")
     cmds = a.add_subparsers(title="admin commands", metavar="WHAT")
@@ -109,10 +118,15 @@ def _read(path: Path, what: str) -> bytes:
 def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     from hub.serve import run  # aiohttp is only needed here
 
+    roles: frozenset[str] = getattr(args, "roles", ALL_ROLES)
+    if roles != ALL_ROLES and not settings.amqp.url:
+        raise HubError("running one stage alone needs RabbitMQ (amqp.url, CAPHUB_AMQP_URL): the "
+                       "embedded broker only connects stages inside one process (cap-hub serve)")
     logs.setup(settings.log)
-    host = args.host or settings.http.host
-    port = args.port if args.port is not None else settings.http.port
-    asyncio.run(run(settings, _data_dir(args, settings), host, port))
+    host = getattr(args, "host", None) or settings.http.host
+    port = getattr(args, "port", None)
+    port = port if port is not None else settings.http.port
+    asyncio.run(run(settings, _data_dir(args, settings), host, port, roles))
     return 0
 
 

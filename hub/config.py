@@ -24,7 +24,7 @@ from hub.errors import ConfigError
 ENV_PREFIX = "CAPHUB_"
 # Variables with the prefix that are not settings: the path of the settings file itself and
 # what the test suite reads.
-NOT_SETTINGS = frozenset({"CAPHUB_CONFIG", "CAPHUB_CORPUS", "CAPHUB_REQUIRE_AMQP", "CAPHUB_AMQP_URL"})
+NOT_SETTINGS = frozenset({"CAPHUB_CONFIG", "CAPHUB_CORPUS", "CAPHUB_REQUIRE_AMQP"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,14 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class AmqpSettings:
+    """The broker. No URL: the embedded in-process broker (one machine, one process)."""
+
+    url: str = ""  # amqp://user:password@host:5672/vhost: RabbitMQ through aio-pika
+    prefix: str = ""  # prepended to queue and exchange names (several hubs on one RabbitMQ)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -87,6 +95,7 @@ class Settings:
     hub: HubSettings = field(default_factory=HubSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    amqp: AmqpSettings = field(default_factory=AmqpSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     @property

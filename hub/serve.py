@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hub.api.app import create_app
 from hub.config import Settings
-from hub.wiring import Hub
+from hub.wiring import ALL_ROLES, Hub
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,10 @@ def _tls(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-async def run(settings: Settings, data_dir: Path, host: str, port: int) -> None:
-    hub = await Hub.start(settings, data_dir)
+async def run(settings: Settings, data_dir: Path, host: str, port: int,
+              roles: frozenset[str] = ALL_ROLES) -> None:
+    """Run the hub's stages in ``roles`` until SIGINT or SIGTERM; HTTP only with "api"."""
+    hub = await Hub.start(settings, data_dir, roles=roles)
     if hub.created_keys is not None:
         print(f"created the hub's signing key and certificate in {hub.created_keys}", flush=True)
     # Signals are caught from the start, so a stop during start-up still cleans up.
@@ -38,12 +40,15 @@ async def run(settings: Settings, data_dir: Path, host: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(hub), access_log=None)
     try:
-        await runner.setup()
-        tls = _tls(settings)
-        site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
-        await site.start()
-        scheme = "https" if tls else "http"
-        print(f"cap-hub listening on {scheme}://{host}:{port} (data in {data_dir})", flush=True)
+        if "api" in roles:
+            await runner.setup()
+            tls = _tls(settings)
+            site = web.TCPSite(runner, host, port, ssl_context=tls, reuse_address=True)
+            await site.start()
+            scheme = "https" if tls else "http"
+            print(f"cap-hub listening on {scheme}://{host}:{port} (data in {data_dir})", flush=True)
+        else:
+            print(f"cap-hub {', '.join(sorted(roles))} running (data in {data_dir})", flush=True)
         await stop.wait()
         print("cap-hub stopping", file=sys.stderr, flush=True)
     finally:

@@ -13,18 +13,18 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hub.api.metrics import Metrics
-from hub.broker.base import Broker
+from hub.broker.base import Broker, Consumer
 from hub.broker.memory import MemoryBroker
 from hub.cap import devkeys
 from hub.config import Settings
 from hub.errors import ConfigError
 from hub.services.ingest import HubIdentity, Ingest
 from hub.services.members import Members
-from hub.store.base import Store
+from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE, ROUTE_QUEUE, ROUTE_TOPICS, Router
 from hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,29 @@ STORE_FILE = "hub.sqlite3"
 def open_store(data_dir: Path) -> SqliteStore:
     data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteStore(data_dir / STORE_FILE)
+
+
+ALL_ROLES = frozenset({"api", "router"})
+# With RabbitMQ, a queued delivery not taken by a worker within this time is published again
+# at start-up (workers skip what was already sent).
+REPUBLISH_AFTER = timedelta(minutes=10)
+
+
+def make_broker(settings: Settings) -> Broker:
+    """RabbitMQ when an AMQP URL is set, else the embedded broker."""
+    if settings.amqp.url:
+        from hub.broker.amqp import AmqpBroker  # aio-pika only when it is used
+
+        return AmqpBroker(settings.amqp.url, prefix=settings.amqp.prefix)
+    return MemoryBroker()
+
+
+async def declare_topology(broker: Broker) -> None:
+    """Every stage's queue, declared before anything is published so nothing falls between."""
+    await broker.declare(ROUTE_QUEUE, ROUTE_TOPICS)
+    for queue in CHANNEL_QUEUES.values():
+        await broker.declare(queue, (queue,))
+    await broker.declare(EVENTS_QUEUE, (EVENTS_QUEUE, "campaign.*"))
 
 
 def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path | None]:
@@ -67,30 +90,52 @@ def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path
 class Hub:
     settings: Settings
     data_dir: Path
-    store: Store
+    store: SqliteStore
     broker: Broker
     identity: HubIdentity
     ingest: Ingest
     members: Members
+    router: Router
     metrics: Metrics
     executor: ThreadPoolExecutor
     created_keys: Path | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _audits: set[asyncio.Task[None]] = field(default_factory=set)
+    _consumers: list[Consumer] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, settings: Settings, data_dir: Path | None = None) -> Hub:
+    async def start(cls, settings: Settings, data_dir: Path | None = None, *,
+                    roles: frozenset[str] = ALL_ROLES) -> Hub:
+        """Start the hub with the stages in ``roles``: "api" (HTTP, ingest, expiry sweeps)
+        and "router". `cap-hub serve` runs them all in one process."""
+        unknown = roles - ALL_ROLES
+        if unknown:
+            raise ConfigError(f"unknown roles {sorted(unknown)}")
         data = Path(data_dir or settings.data_dir)
         identity, created = load_identity(settings, data)  # before anything needs closing
         store = open_store(data)
         await store.open()
-        broker = MemoryBroker()
-        await broker.start()
+        broker = make_broker(settings)
+        try:
+            await broker.start()
+            await declare_topology(broker)
+        except BaseException:
+            await store.close()
+            raise
         executor = ThreadPoolExecutor(max(1, settings.ingest.threads), thread_name_prefix="cap")
         ingest = Ingest(store, broker, identity, settings, executor=executor)
         members = Members(store, store, executor=executor)
-        hub = cls(settings, data, store, broker, identity, ingest, members, Metrics(), executor, created)
-        hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
+        router = Router(store, broker, executor=executor)
+        hub = cls(settings, data, store, broker, identity, ingest, members, router, Metrics(), executor,
+                  created)
+        if "router" in roles:
+            # What the broker may have lost is handed to it again: everything owed, with the
+            # embedded broker (it kept nothing); what waited too long, with RabbitMQ.
+            grace = timedelta(0) if isinstance(broker, MemoryBroker) else REPUBLISH_AFTER
+            await router.republish(published_before=datetime.now(UTC) - grace)
+            hub._consumers.append(await broker.consume(ROUTE_QUEUE, ROUTE_TOPICS, router.handle))
+        if "api" in roles:
+            hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub
 
     def audit_soon(self, actor: str, action: str, target: str, outcome: str, detail: str = "{}") -> None:
@@ -112,6 +157,8 @@ class Hub:
             await asyncio.gather(*self._audits, return_exceptions=True)
 
     async def stop(self) -> None:
+        for consumer in self._consumers:
+            await consumer.cancel()
         await self.audits_written()
         for task in self._tasks:
             task.cancel()

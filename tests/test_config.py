@@ -15,8 +15,9 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "cap-hub.example.toml
 
 def test_example_file_documents_exactly_the_defaults() -> None:
     assert load(EXAMPLE, environ={}) == Settings()
+    assert load(None, environ={"CAPHUB_AMQP_URL": "amqp://h/"}).amqp.url == "amqp://h/"
     raw = tomllib.loads(EXAMPLE.read_text())
-    assert set(raw) == {"data_dir", "cap", "signature", "hub", "http", "ingest", "log"}
+    assert set(raw) == {"data_dir", "cap", "signature", "hub", "http", "ingest", "amqp", "log"}
 
 
 def test_environment_overrides_are_cast(tmp_path: Path) -> None:

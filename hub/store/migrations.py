@@ -189,9 +189,51 @@ CREATE TABLE group_members (
 CREATE INDEX group_members_member ON group_members (member_id);
 """
 
+V3 = """
+-- One campaign per alert that owes deliveries (an Alert or an Update).
+CREATE TABLE campaigns (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL UNIQUE REFERENCES alerts (id),
+    entity_id INTEGER REFERENCES entities (id),
+    kind TEXT NOT NULL,
+    simulation INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    plan TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+-- One row per (contact point, channel) a campaign owes. After a member is erased the row
+-- stays as an anonymous reference: no member id, no address.
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+    member_id INTEGER,
+    channel TEXT NOT NULL,
+    address TEXT,
+    language TEXT NOT NULL,
+    info INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    published_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX deliveries_once ON deliveries (campaign_id, channel, address)
+    WHERE address IS NOT NULL;
+CREATE INDEX deliveries_state ON deliveries (state, published_at);
+CREATE INDEX deliveries_campaign ON deliveries (campaign_id, state);
+CREATE INDEX deliveries_member ON deliveries (member_id);
+
+CREATE TRIGGER members_erased AFTER DELETE ON members BEGIN
+    UPDATE deliveries SET member_id = NULL, address = NULL WHERE member_id = OLD.id;
+END;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
+    (3, V3),
 ]
 
 _VERSION_TABLE = """

@@ -36,9 +36,10 @@ import aiosqlite
 
 from hub.errors import StoreError
 from hub.store import migrations
-from hub.store.base import MemberStore, Store
+from hub.store.base import CampaignStore, MemberStore, Store
 from hub.store.sql_alerts import AlertSql
 from hub.store.sql_audit import AuditSql
+from hub.store.sql_campaigns import CampaignSql
 from hub.store.sql_common import Op, T, from_utc_text, mapped, utc_text
 from hub.store.sql_entities import EntitySql
 from hub.store.sql_members import MemberSql, fold
@@ -60,8 +61,9 @@ class _Job(Generic[T]):
     outcome: tuple[bool, Any] = field(default=(False, None))
 
 
-class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql):
-    """The ``Store`` and ``MemberStore`` on one SQLite file, usually ``<data_dir>/hub.sqlite3``.
+class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
+    """The ``Store``, ``MemberStore`` and ``CampaignStore`` on one SQLite file, usually
+    ``<data_dir>/hub.sqlite3``.
 
     ``max_batch`` caps how many writes share one transaction; ``linger`` (seconds) lets the
     writer wait a little for more writes before it commits (0: commit what is queued now;
@@ -248,7 +250,6 @@ class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql):
             raise StoreError(f"could not read: {exc}") from exc
 
 
-def _conforms(store: SqliteStore) -> tuple[Store, MemberStore]:
-    """mypy checks here that ``SqliteStore`` implements the ``Store`` and ``MemberStore``
-    Protocols."""
-    return store, store
+def _conforms(store: SqliteStore) -> tuple[Store, MemberStore, CampaignStore]:
+    """mypy checks here that ``SqliteStore`` implements the store Protocols."""
+    return store, store, store

@@ -1,0 +1,180 @@
+"""The router stage: an accepted alert becomes a campaign, its deliveries stored and handed to
+the channel queues in batches.
+
+It consumes the ``route`` queue (``alert.accepted``, ``alert.cancelled``). Planning is pure
+(``hub.routing.plan``); this module only reads the store, writes the plan in batches, and
+publishes ``deliver.<channel>`` messages of a few hundred deliveries each. It is idempotent:
+an event delivered twice finds its campaign already planned and does nothing more, and a
+delivery is stored once per (campaign, channel, address). The store is the source of truth:
+``republish`` hands the broker again whatever is owed and not in flight (at start-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+from hub import rights
+from hub.broker.base import Broker, Message, Reject
+from hub.cap.model import Alert, MsgType, Status
+from hub.cap.parse import parse
+from hub.domain import Campaign, CampaignState, Channel, DeliveryRow, DeliveryState, Kind, Language
+from hub.routing.directory import Directory
+from hub.routing.plan import CampaignPlan, plan_campaign
+from hub.store.base import CampaignStore, MemberStore, Store
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+ROUTE_QUEUE = "route"
+ROUTE_TOPICS = ("alert.accepted", "alert.cancelled")
+CHANNEL_QUEUES = {c: f"deliver.{c.value}" for c in Channel}
+EVENTS_QUEUE = "delivery.events"
+BATCH_SIZE = 500
+# Status values whose alerts owe no one anything.
+_SILENT = {Status.SYSTEM, Status.DRAFT}
+
+
+class RouterStore(Store, MemberStore, CampaignStore, Protocol):
+    pass
+
+
+def delivery_batch(campaign: Campaign, channel: Channel, rows: Sequence[DeliveryRow]) -> bytes:
+    """The body of one ``deliver.<channel>`` message. It carries addresses (personal data):
+    the channel workers need them, and the broker is inside the hub's trust boundary."""
+    return json.dumps({
+        "campaign": campaign.id, "alert": campaign.alert_id, "channel": channel.value,
+        "simulation": campaign.simulation,
+        "deliveries": [[r.id, r.address, r.language, r.info] for r in rows],
+    }, separators=(",", ":")).encode()
+
+
+class Router:
+    def __init__(self, store: RouterStore, broker: Broker, *, executor: Executor | None = None,
+                 default_language: Language = Language.NL, batch_size: int = BATCH_SIZE,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._store = store
+        self._broker = broker
+        self._executor = executor
+        self._default_language = default_language
+        self._batch_size = batch_size
+        self._clock = clock
+
+    async def _cpu(self, fn: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def handle(self, message: Message) -> None:
+        """The ``route`` queue's consumer."""
+        try:
+            event = json.loads(message.body)
+            alert_id = int(event["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Reject(f"not an alert event: {exc}") from exc
+        if message.topic == "alert.cancelled":
+            await self.cancel([int(r) for r in event.get("references", [])])
+        else:
+            await self.route(alert_id)
+
+    async def cancel(self, alert_ids: Sequence[int]) -> list[int]:
+        """Stop every delivery not yet sent of the campaigns of these alerts."""
+        if not alert_ids:
+            return []
+        ids = await self._store.cancel_campaigns(alert_ids, at=self._clock())
+        if ids:
+            await self._broker.publish("campaign.cancelled", json.dumps({"campaigns": ids}).encode())
+        return ids
+
+    async def route(self, alert_id: int) -> Campaign | None:
+        """Plan the campaign of an accepted alert, store it and hand it to the channels.
+        None when the message owes nothing (a Cancel, an Ack, a System or Draft message)."""
+        stored = await self._store.alert(alert_id)
+        if stored is None:
+            raise Reject(f"no alert {alert_id}")
+        if stored.msg_type not in (MsgType.ALERT.value, MsgType.UPDATE.value) or \
+                Status(stored.status) in _SILENT or stored.entity_id is None:
+            return None
+        alert = parse(stored.received, max_bytes=len(stored.received) + 1).alert
+        if alert is None:
+            raise Reject(f"alert {alert_id} no longer parses")
+        kind = rights.message_kind(alert)
+        kind = kind if isinstance(kind, Kind) else Kind.ALERT
+        now = self._clock()
+        campaign, _ = await self._store.open_campaign(
+            alert_id, stored.entity_id, kind,
+            simulation=alert.status in (Status.EXERCISE, Status.TEST), at=now)
+        if campaign.state is not CampaignState.PLANNING:
+            return campaign  # planned before: this event was delivered again
+        plan = await self._plan(alert, campaign, now)
+        await self._hand_over(campaign, plan, now)
+        state = CampaignState.SENDING if len(plan) else CampaignState.NOTHING
+        await self._store.set_plan(campaign.id, json.dumps(plan.counts()), state, at=self._clock())
+        await self._broker.publish("campaign.planned", json.dumps(
+            {"campaign": campaign.id, "alert": alert_id, "deliveries": len(plan)}).encode())
+        log.info("campaign %d of alert %d: %d deliveries %s", campaign.id, alert_id, len(plan),
+                 {c.value: n for c, n in plan.per_channel().items()})
+        return await self._store.campaign(campaign.id)
+
+    async def _plan(self, alert: Alert, campaign: Campaign, now: datetime) -> CampaignPlan:
+        assert campaign.entity_id is not None
+        entity = await self._store.entity(campaign.entity_id)
+        if entity is None:
+            raise Reject(f"no entity {campaign.entity_id}")
+        groups = await self._store.groups(entity.id)
+        members, phones, emails, links = await self._store.directory_rows([g.gid for g in groups])
+
+        def plan() -> CampaignPlan:
+            directory = Directory.from_rows(members=members, phones=phones, emails=emails,
+                                            memberships=links, groups=groups)
+            return plan_campaign(alert, entity_type=entity.type, entity_groups=groups,
+                                 directory=directory, kind=campaign.kind,
+                                 default_language=self._default_language, now=now)
+
+        return await self._cpu(plan)
+
+    async def _hand_over(self, campaign: Campaign, plan: CampaignPlan, now: datetime) -> None:
+        """Store the plan batch by batch, then publish each channel's batches together with
+        their confirms in flight at once, then mark them queued."""
+        for channel in plan.per_channel():
+            bodies: list[bytes] = []
+            ids: list[int] = []
+            for batch in plan.batches(channel, self._batch_size):
+                rows = await self._store.add_deliveries(
+                    campaign.id, [(d.member_id, d.channel, d.address, d.language, d.info) for d in batch],
+                    at=now)
+                owed = [r for r in rows if r.state is DeliveryState.PENDING]
+                if owed:
+                    bodies.append(delivery_batch(campaign, channel, owed))
+                    ids.extend(r.id for r in owed)
+            await self._broker.publish_many(CHANNEL_QUEUES[channel], bodies)
+            await self._store.mark_queued(ids, at=self._clock())
+
+    async def republish(self, *, published_before: datetime) -> int:
+        """Hand the broker again every delivery still owed and not in flight (pending, or
+        queued before ``published_before``). Workers skip what was already sent, so a
+        delivery the broker did keep is not sent twice. Returns how many were published."""
+        total, after = 0, 0
+        campaigns: dict[int, Campaign | None] = {}
+        while True:
+            rows = await self._store.unsent_deliveries(published_before=published_before, after_id=after)
+            if not rows:
+                return total
+            after = rows[-1].id
+            by_key: dict[tuple[int, Channel], list[DeliveryRow]] = {}
+            for row in rows:
+                by_key.setdefault((row.campaign_id, row.channel), []).append(row)
+            for (campaign_id, channel), owed in by_key.items():
+                if campaign_id not in campaigns:
+                    campaigns[campaign_id] = await self._store.campaign(campaign_id)
+                campaign = campaigns[campaign_id]
+                if campaign is None or campaign.state is CampaignState.CANCELLED:
+                    continue
+                bodies = [delivery_batch(campaign, channel, owed[i:i + self._batch_size])
+                          for i in range(0, len(owed), self._batch_size)]
+                await self._broker.publish_many(CHANNEL_QUEUES[channel], bodies)
+                await self._store.mark_queued([r.id for r in owed], at=self._clock())
+                total += len(owed)

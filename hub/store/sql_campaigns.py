@@ -1,0 +1,197 @@
+"""Campaigns and their deliveries: the SQL.
+
+Deliveries are written in batches (``executemany`` in one writer job) and identified by
+(campaign, channel, address), so a router that plans the same alert twice (a redelivered
+event) adds nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from hub.domain import Campaign, CampaignState, Channel, DeliveryRow, DeliveryState, Kind
+from hub.store.base import NotFound
+from hub.store.sql_common import SqlBase, from_utc_text, integrity, utc_text
+
+CAMPAIGN_COLUMNS = "id, alert_id, entity_id, kind, simulation, state, plan, created_at"
+DELIVERY_COLUMNS = "id, campaign_id, member_id, channel, address, language, info, state"
+# Deliveries a Cancel stops: those no provider has taken yet.
+NOT_YET_SENT = (DeliveryState.PENDING.value, DeliveryState.QUEUED.value)
+
+
+def campaign_row(row: Sequence[Any]) -> Campaign:
+    return Campaign(id=row[0], alert_id=row[1], entity_id=row[2], kind=Kind(row[3]),
+                    simulation=bool(row[4]), state=CampaignState(row[5]), plan=row[6],
+                    created_at=from_utc_text(row[7]))
+
+
+def delivery_row(row: Sequence[Any]) -> DeliveryRow:
+    return DeliveryRow(id=row[0], campaign_id=row[1], member_id=row[2], channel=Channel(row[3]),
+                       address=row[4], language=row[5], info=row[6], state=DeliveryState(row[7]))
+
+
+class CampaignSql(SqlBase):
+    async def open_campaign(self, alert_id: int, entity_id: int | None, kind: Kind, *,
+                            simulation: bool, at: datetime) -> tuple[Campaign, bool]:
+        """The campaign of ``alert_id``, created if there is none; True when created."""
+        now = utc_text(at)
+
+        async def op(conn: aiosqlite.Connection) -> tuple[Campaign, bool]:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO campaigns (alert_id, entity_id, kind, simulation, state, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (alert_id, entity_id, str(kind), int(simulation), CampaignState.PLANNING.value, now, now))
+            created = cursor.rowcount > 0
+            rows = list(await conn.execute_fetchall(
+                f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE alert_id = ?", (alert_id,)))
+            return campaign_row(rows[0]), created
+
+        try:
+            return await self._write(op)
+        except sqlite3.IntegrityError as exc:
+            raise integrity(exc, "campaign exists", f"no alert {alert_id}") from exc
+
+    async def campaign(self, campaign_id: int) -> Campaign | None:
+        row = await self._read_one(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?", (campaign_id,))
+        return None if row is None else campaign_row(row)
+
+    async def campaign_for_alert(self, alert_id: int) -> Campaign | None:
+        row = await self._read_one(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE alert_id = ?",
+                                   (alert_id,))
+        return None if row is None else campaign_row(row)
+
+    async def campaigns(self, *, alert_id: int | None = None, entity_id: int | None = None,
+                        limit: int = 100, before_id: int | None = None) -> list[Campaign]:
+        where, params = ["1 = 1"], []
+        for column, value in (("alert_id", alert_id), ("entity_id", entity_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        rows = await self._read(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE {' AND '.join(where)} "
+                                f"ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [campaign_row(r) for r in rows]
+
+    async def add_deliveries(self, campaign_id: int,
+                             deliveries: Sequence[tuple[int | None, Channel, str, str, int]],
+                             *, at: datetime) -> list[DeliveryRow]:
+        """Store (member, channel, address, language, info) rows; those already stored for
+        the campaign are left as they are. Returns every row of the batch, new or not."""
+        now = utc_text(at)
+
+        async def op(conn: aiosqlite.Connection) -> list[DeliveryRow]:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (campaign_id, member_id, channel, address, language, "
+                "info, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(campaign_id, m, str(c), a, lang, i, now) for m, c, a, lang, i in deliveries])
+            out: list[DeliveryRow] = []
+            for start in range(0, len(deliveries), 400):
+                part = deliveries[start:start + 400]
+                keys = ",".join("(?, ?)" for _ in part)
+                rows = await conn.execute_fetchall(
+                    f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE campaign_id = ? AND "
+                    f"(channel, address) IN (VALUES {keys})",
+                    (campaign_id, *[v for _, c, a, _, _ in part for v in (str(c), a)]))
+                out.extend(delivery_row(r) for r in rows)
+            return out
+
+        return await self._write(op)
+
+    async def set_plan(self, campaign_id: int, plan: str, state: CampaignState, *, at: datetime) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            cursor = await conn.execute(
+                "UPDATE campaigns SET plan = ?, state = ?, updated_at = ? WHERE id = ? AND state != ?",
+                (plan, state.value, utc_text(at), campaign_id, CampaignState.CANCELLED.value))
+            if cursor.rowcount == 0 and await self._missing(conn, campaign_id):
+                raise NotFound(f"no campaign {campaign_id}")
+
+        await self._write(op, single_statement=True)
+
+    @staticmethod
+    async def _missing(conn: aiosqlite.Connection, campaign_id: int) -> bool:
+        rows = await conn.execute_fetchall("SELECT 1 FROM campaigns WHERE id = ?", (campaign_id,))
+        return not list(rows)
+
+    async def mark_queued(self, delivery_ids: Sequence[int], *, at: datetime) -> None:
+        """Deliveries handed to the broker (pending → queued; others stay as they are)."""
+        now = utc_text(at)
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(
+                "UPDATE deliveries SET state = ?, published_at = ?, updated_at = ? "
+                "WHERE id = ? AND state IN (?, ?)",
+                [(DeliveryState.QUEUED.value, now, now, d, *NOT_YET_SENT) for d in delivery_ids])
+
+        await self._write(op)
+
+    async def unsent_deliveries(self, *, published_before: datetime, limit: int = 10_000,
+                                after_id: int = 0) -> list[DeliveryRow]:
+        """Deliveries still owed that are not in flight: pending, or queued before
+        ``published_before`` (the broker may have lost them). Start-up re-publishes these."""
+        rows = await self._read(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id > ? AND address IS NOT NULL AND "
+            "(state = ? OR (state = ? AND published_at < ?)) ORDER BY id LIMIT ?",
+            (after_id, DeliveryState.PENDING.value, DeliveryState.QUEUED.value,
+             utc_text(published_before), limit))
+        return [delivery_row(r) for r in rows]
+
+    async def cancel_campaigns(self, alert_ids: Sequence[int], *, at: datetime) -> list[int]:
+        """Cancel the campaigns of these alerts: every delivery not yet sent is cancelled at
+        once (workers skip them). Returns the campaign ids."""
+        now = utc_text(at)
+
+        async def op(conn: aiosqlite.Connection) -> list[int]:
+            marks = ",".join("?" for _ in alert_ids)
+            ids = [r[0] for r in await conn.execute_fetchall(
+                f"SELECT id FROM campaigns WHERE alert_id IN ({marks})", tuple(alert_ids))]
+            if not ids:
+                return []
+            cmarks = ",".join("?" for _ in ids)
+            await conn.execute(
+                f"UPDATE deliveries SET state = ?, reason = ?, updated_at = ? "
+                f"WHERE campaign_id IN ({cmarks}) AND state IN (?, ?)",
+                (DeliveryState.CANCELLED.value, "alert cancelled", now, *ids, *NOT_YET_SENT))
+            await conn.execute(f"UPDATE campaigns SET state = ?, updated_at = ? WHERE id IN ({cmarks})",
+                               (CampaignState.CANCELLED.value, now, *ids))
+            return ids
+
+        return await self._write(op)
+
+    async def delivery_states(self, campaign_id: int) -> dict[tuple[str, str], int]:
+        """Counts of the campaign's deliveries by (channel, state)."""
+        rows = await self._read("SELECT channel, state, COUNT(*) FROM deliveries WHERE campaign_id = ? "
+                                "GROUP BY channel, state", (campaign_id,))
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def directory_rows(self, gids: Sequence[str]) -> tuple[
+            list[tuple[int, str, float | None, float | None, str | None]],
+            list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[str, int]]]:
+        """Members, phones, e-mails and memberships of these groups, as the router's
+        ``Directory.from_rows`` takes them."""
+        if not gids:
+            return [], [], [], []
+        marks = ",".join("?" for _ in gids)
+        scope = (f"SELECT DISTINCT gm.member_id FROM group_members gm JOIN groups g ON g.id = gm.group_id "
+                 f"WHERE g.gid IN ({marks})")
+        members = await self._read(
+            f"SELECT id, language, lat, lon, channels FROM members WHERE id IN ({scope}) ORDER BY id",
+            tuple(gids))
+        phones = await self._read(
+            f"SELECT member_id, number, kind FROM phones WHERE member_id IN ({scope})", tuple(gids))
+        emails = await self._read(
+            f"SELECT member_id, address FROM emails WHERE member_id IN ({scope})", tuple(gids))
+        links = await self._read(
+            f"SELECT g.gid, gm.member_id FROM group_members gm JOIN groups g ON g.id = gm.group_id "
+            f"WHERE g.gid IN ({marks})", tuple(gids))
+        # members.channels is a JSON list; the directory takes "sms,email" (None: no preference)
+        return ([(r[0], r[1], r[2], r[3], ",".join(json.loads(r[4])) or None) for r in members],
+                [(r[0], r[1], r[2]) for r in phones],
+                [(r[0], r[1]) for r in emails], [(r[0], r[1]) for r in links])

@@ -1,0 +1,3 @@
+from tests.api.conftest import keypairs
+
+__all__ = ["keypairs"]

@@ -1,0 +1,167 @@
+"""The router stage against a real store and the embedded broker: from an accepted alert to
+stored deliveries and deliver.<channel> batches; idempotent, cancellable, re-publishable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hub.broker.base import Message
+from hub.cap.sign import sign
+from hub.config import Settings, SignatureSettings
+from hub.domain import CampaignState, DeliveryState, EntityType, Role
+from hub.services import admin
+from hub.services.ingest import Caller
+from hub.services.members import ADMIN
+from hub.wiring import Hub
+
+TERRITORY = json.dumps({"type": "Polygon", "coordinates": [
+    [[4.30, 50.80], [4.40, 50.80], [4.40, 50.90], [4.30, 50.90], [4.30, 50.80]]]})
+MEMBERS = (b"naam;gsm;telefoon;e-mail;taal\n"
+           b"An;0477 12 34 56;;an@example.be;nl\n"
+           b"Luc;0478 12 34 56;02 511 22 33;luc@example.be;fr\n")
+
+
+def cap(identifier: str, *, msg_type: str = "Alert", references: str = "", status: str = "Actual",
+        params: str = "") -> bytes:
+    sent = datetime.now(UTC).replace(microsecond=0)
+    expires = (sent + timedelta(hours=1)).isoformat()
+    refs = f"<references>{references}</references>" if references else ""
+    info = "" if msg_type == "Cancel" else "".join(
+        f"<info><language>{lang}</language><category>Safety</category><event>Brand</event>"
+        f"<urgency>Immediate</urgency><severity>Severe</severity><certainty>Observed</certainty>"
+        f"<expires>{expires}</expires><headline>Rook</headline>{params}<area><areaDesc>Centrum</areaDesc>"
+        f"<polygon>50.83,4.33 50.83,4.38 50.87,4.38 50.87,4.33 50.83,4.33</polygon></area></info>"
+        for lang in ("nl-BE", "fr-BE"))
+    return (f'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier>'
+            f"<sender>pz@example.be</sender><sent>{sent.isoformat()}</sent><status>{status}</status>"
+            f"<msgType>{msg_type}</msgType><scope>Public</scope>{refs}{info}</alert>").encode()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, keypairs: dict[str, tuple[bytes, bytes]]) -> Hub:  # type: ignore[misc]
+    hub = await Hub.start(Settings(data_dir=str(tmp_path), signature=SignatureSettings()), tmp_path,
+                          roles=frozenset({"api"}))  # the router is driven by hand here
+    entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
+                                       certificates=[("t", keypairs["police"][1])])
+    await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
+    await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
+    await hub.members.add_group(ADMIN, entity, "plp-b", "PLP B", territory=TERRITORY)
+    await hub.members.import_csv(ADMIN, "plp-a", MEMBERS)
+    await hub.members.import_csv(ADMIN, "plp-b", MEMBERS.splitlines()[0] + b"\n" + MEMBERS.splitlines()[1])
+    yield hub
+    await hub.stop()
+
+
+async def post(hub: Hub, keypairs: dict[str, tuple[bytes, bytes]], data: bytes) -> int:
+    account = await hub.store.account_by_name("dispatch")
+    entity = await hub.store.entity_by_name("PZ")
+    assert account is not None and entity is not None
+    outcome = await hub.ingest.post(sign(data, *keypairs["police"]), Caller(account, entity))
+    assert outcome.status == 201, outcome.problems
+    assert outcome.stored is not None
+    return outcome.stored.id
+
+
+async def queued(hub: Hub, queue: str) -> list[Message]:
+    got: list[Message] = []
+
+    async def take(m: Message) -> None:
+        got.append(m)
+
+    consumer = await hub.broker.consume(queue, (queue,), take)
+    await asyncio.sleep(0.05)
+    await consumer.cancel()
+    return got
+
+
+async def test_an_alert_becomes_a_campaign_with_batches_per_channel(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    alert_id = await post(hub, keypairs, cap("A-1"))
+    campaign = await hub.router.route(alert_id)
+    assert campaign is not None and campaign.state is CampaignState.SENDING
+    plan = json.loads(campaign.plan)
+    # An is in both groups and gets each message once; Luc is called on his mobile and landline.
+    assert plan["deliveries"] == {"sms": 2, "voice": 3, "email": 2}
+    assert plan["members_matched"] == 2 and set(plan["groups"]) == {"plp-a", "plp-b"}
+    states = await hub.store.delivery_states(campaign.id)
+    assert states == {("sms", "queued"): 2, ("voice", "queued"): 3, ("email", "queued"): 2}
+    sms = await queued(hub, "deliver.sms")
+    batch = json.loads(sms[0].body)
+    assert batch["campaign"] == campaign.id and batch["channel"] == "sms" and not batch["simulation"]
+    assert sorted(d[1] for d in batch["deliveries"]) == ["+32477123456", "+32478123456"]
+    assert {d[2] for d in batch["deliveries"]} == {"nl", "fr"}
+    again = await hub.router.route(alert_id)  # the same event delivered twice
+    assert again is not None and again.id == campaign.id
+    assert await hub.store.delivery_states(campaign.id) == states
+
+
+async def test_channels_parameter_exercise_and_cancel(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    only_email = "<parameter><valueName>channels</valueName><value>email</value></parameter>"
+    alert_id = await post(hub, keypairs, cap("A-2", status="Exercise", params=only_email))
+    campaign = await hub.router.route(alert_id)
+    assert campaign is not None and campaign.simulation
+    assert json.loads(campaign.plan)["deliveries"] == {"email": 2}
+    stored = await hub.store.alert(alert_id)
+    assert stored is not None
+    cancelled = await hub.router.cancel([alert_id])
+    assert cancelled == [campaign.id]
+    states = await hub.store.delivery_states(campaign.id)
+    assert states == {("email", DeliveryState.CANCELLED.value): 2}
+    again = await hub.store.campaign(campaign.id)
+    assert again is not None and again.state is CampaignState.CANCELLED
+
+
+async def test_republish_hands_over_what_is_owed(hub: Hub, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    alert_id = await post(hub, keypairs, cap("A-3"))
+    campaign = await hub.router.route(alert_id)
+    assert campaign is not None
+    await queued(hub, "deliver.sms")  # drain: as if the broker had lost them
+    count = await hub.router.republish(published_before=datetime.now(UTC) + timedelta(seconds=1))
+    assert count == 7
+    assert len(json.loads((await queued(hub, "deliver.sms"))[0].body)["deliveries"]) == 2
+
+
+async def test_erasing_a_member_leaves_an_anonymous_delivery(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    campaign = await hub.router.route(await post(hub, keypairs, cap("A-4")))
+    assert campaign is not None
+    member = (await hub.members.members(ADMIN, "plp-a", search="An"))[0]
+    await hub.members.erase_member(ADMIN, member.id)
+    owed = await hub.store.unsent_deliveries(published_before=datetime.now(UTC) + timedelta(1))
+    assert all(d.member_id != member.id for d in owed)
+    assert sum((await hub.store.delivery_states(campaign.id)).values()) == 7
+
+
+async def test_nothing_is_planned_for_a_cancel_or_an_expired_alert(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    alert_id = await post(hub, keypairs, cap("A-5"))
+    stored = await hub.store.alert(alert_id)
+    assert stored is not None
+    ref = f"{stored.sender},{stored.identifier},{stored.sent}"
+    cancel_id = await post(hub, keypairs, cap("C-5", msg_type="Cancel", references=ref))
+    assert await hub.router.route(cancel_id) is None
+
+
+async def test_serve_routes_what_it_accepts(tmp_path: Path, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    hub = await Hub.start(Settings(data_dir=str(tmp_path)), tmp_path)  # every stage, one process
+    try:
+        entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
+                                           certificates=[("t", keypairs["police"][1])])
+        await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
+        await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
+        await hub.members.import_csv(ADMIN, "plp-a", MEMBERS)
+        alert_id = await post(hub, keypairs, cap("S-1"))
+        for _ in range(100):
+            campaign = await hub.store.campaign_for_alert(alert_id)
+            if campaign is not None and campaign.state is CampaignState.SENDING:
+                break
+            await asyncio.sleep(0.02)
+        assert campaign is not None and campaign.state is CampaignState.SENDING
+    finally:
+        await hub.stop()
