@@ -30,6 +30,7 @@ from hub.cap.sign import sign
 from hub.cap.trust import TrustStore
 from hub.cap.verify import SignaturePolicy, VerifyResult, verify
 from hub.cap.xmlsafe import parse_xml
+from hub.cli_common import read_file
 from hub.config import Settings, load
 from hub.errors import ConfigError, HubError
 
@@ -151,20 +152,13 @@ def _validate(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 # --- cap sign / verify ----------------------------------------------------------------------
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise HubError(f"cannot read {what} {path}: {exc.strerror}") from exc
-
-
 def _sign(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    data = _read(args.input, "CAP file")
+    data = read_file(args.input, "CAP file")
     refused = parse_xml(data, max_bytes=settings.cap.max_bytes)
     if isinstance(refused, Problem):  # not even XML: nothing to sign
         print(refused.format(str(args.input)), file=sys.stderr)
         return 1
-    signed = sign(data, _read(args.key, "key"), _read(args.cert, "certificate"))
+    signed = sign(data, read_file(args.key, "key"), read_file(args.cert, "certificate"))
     if args.output is None:
         sys.stdout.buffer.write(signed)
     else:
@@ -173,7 +167,7 @@ def _sign(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    trust = TrustStore.from_pem(any_sender=[_read(c, "certificate") for c in args.cert])
+    trust = TrustStore.from_pem(any_sender=[read_file(c, "certificate") for c in args.cert])
     policy = SignaturePolicy(
         required=True,
         expiry_at=args.expiry_at or settings.signature.expiry_at,

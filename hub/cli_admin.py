@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO, TypeVar
 
 from hub import cli_members, logs
+from hub.cli_common import add_data_option, data_dir, read_file, with_store
 from hub.config import Settings
 from hub.domain import EntityType, Role
 from hub.errors import HubError
 from hub.services import admin
-from hub.store.base import Store
-from hub.wiring import ALL_ROLES, open_store
+from hub.wiring import ALL_ROLES
 
 T = TypeVar("T")
 
 
 def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = top.add_parser("serve", help="run the hub (HTTP API, store, broker) on this machine")
-    _data(s)
+    add_data_option(s)
     s.add_argument("--host", help="address to listen on (default: the settings, 127.0.0.1)")
     s.add_argument("--port", type=int, help="port to listen on (default: the settings, 8080)")
     s.set_defaults(run=_serve)
@@ -29,7 +28,7 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     for role, text in (("api", "run only the HTTP API (ingest, reading back, groups)"),
                        ("router", "run only the router stage (needs RabbitMQ: amqp.url)")):
         r = top.add_parser(role, help=text)
-        _data(r)
+        add_data_option(r)
         if role == "api":
             r.add_argument("--host", help="address to listen on (default: the settings)")
             r.add_argument("--port", type=int, help="port to listen on (default: the settings)")
@@ -53,7 +52,7 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="whether its Actual messages must be signed (default: required)")
     e.add_argument("--territory", type=Path, metavar="FILE", help="GeoJSON area it may alert")
     e.add_argument("--profile", default="", help="extra CAP rules for its messages (be, ipaws)")
-    _data(e)
+    add_data_option(e)
     e.set_defaults(run=_entity_add)
 
     cert = cmds.add_parser("cert", help="signing certificates").add_subparsers(
@@ -61,7 +60,7 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c = cert.add_parser("add", help="register a certificate for an entity")
     c.add_argument("entity")
     c.add_argument("pem", type=Path, metavar="PEM")
-    _data(c)
+    add_data_option(c)
     c.set_defaults(run=_cert_add)
 
     account = cmds.add_parser("account", help="accounts of an entity").add_subparsers(
@@ -73,46 +72,19 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ac.add_argument("--grant", action="append", default=[], metavar="GRANT",
                     help="kinds=alert,prevention,news | groups=ID,ID | members=yes|no (repeatable); "
                          "a coordinator without grants may do everything within its entity")
-    _data(ac)
+    add_data_option(ac)
     ac.set_defaults(run=_account_add)
 
     token = cmds.add_parser("token", help="API tokens").add_subparsers(
         title="token commands", metavar="ACTION")
     t = token.add_parser("new", help="make a token for an account; prints only the token")
     t.add_argument("account")
-    _data(t)
+    add_data_option(t)
     t.set_defaults(run=_token_new)
     r = token.add_parser("revoke", help="revoke a token")
     r.add_argument("token")
-    _data(r)
+    add_data_option(r)
     r.set_defaults(run=_token_revoke)
-
-
-def _data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, metavar="DIR", help="data directory (default: the settings)")
-
-
-def _data_dir(args: argparse.Namespace, settings: Settings) -> Path:
-    return Path(args.data) if args.data else settings.data_path
-
-
-def _with_store(args: argparse.Namespace, settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = open_store(_data_dir(args, settings))
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise HubError(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
 def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
@@ -126,14 +98,14 @@ def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     host = getattr(args, "host", None) or settings.http.host
     port = getattr(args, "port", None)
     port = port if port is not None else settings.http.port
-    asyncio.run(run(settings, _data_dir(args, settings), host, port, roles))
+    asyncio.run(run(settings, data_dir(args, settings), host, port, roles))
     return 0
 
 
 def _entity_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    certs = [(str(p), _read(p, "certificate")) for p in args.cert]
-    territory = _read(args.territory, "territory").decode("utf-8", "replace") if args.territory else None
-    entity, added = _with_store(args, settings, lambda store: admin.add_entity(
+    certs = [(str(p), read_file(p, "certificate")) for p in args.cert]
+    territory = read_file(args.territory, "territory").decode("utf-8", "replace") if args.territory else None
+    entity, added = with_store(args, settings, lambda store: admin.add_entity(
         store, args.name, EntityType(args.type), args.sender, certificates=certs,
         signature_required=args.signature == "required", territory=territory, profile=args.profile))
     print(f"entity {entity.name} (id {entity.id}, type {int(entity.type)}) with "
@@ -142,8 +114,8 @@ def _entity_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
 
 
 def _cert_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    certs = _with_store(args, settings, lambda store: admin.add_certificate(
-        store, args.entity, str(args.pem), _read(args.pem, "certificate")))
+    certs = with_store(args, settings, lambda store: admin.add_certificate(
+        store, args.entity, str(args.pem), read_file(args.pem, "certificate")))
     for cert in certs:
         print(f"certificate {cert.fingerprint[:16]}… registered, valid until {cert.not_after:%Y-%m-%d}",
               file=out)
@@ -151,19 +123,19 @@ def _cert_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
 
 def _account_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    account = _with_store(args, settings, lambda store: admin.add_account(
+    account = with_store(args, settings, lambda store: admin.add_account(
         store, args.entity, args.name, Role(args.role), args.grant))
     print(f"account id {account.id} ({account.role.value})", file=out)
     return 0
 
 
 def _token_new(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    token = _with_store(args, settings, lambda store: admin.new_account_token(store, args.account))
+    token = with_store(args, settings, lambda store: admin.new_account_token(store, args.account))
     print(token, file=out)
     return 0
 
 
 def _token_revoke(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    _with_store(args, settings, lambda store: admin.revoke_token(store, args.token))
+    with_store(args, settings, lambda store: admin.revoke_token(store, args.token))
     print("revoked", file=out)
     return 0

@@ -4,20 +4,19 @@ from the command line, as the administrator of the data directory."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO, TypeVar
 
+from hub.cli_common import add_data_option, read_file, with_store
 from hub.config import Settings
 from hub.domain import Channel, Language
 from hub.errors import HubError
 from hub.members import Action
 from hub.services.members import ADMIN, ImportOutcome, Members
 from hub.store.sqlite import SqliteStore
-from hub.wiring import open_store
 
 T = TypeVar("T")
 SHOW_ROWS = 50
@@ -38,7 +37,7 @@ def register(top: argparse._SubParsersAction, admin_cmds: argparse._SubParsersAc
     g.add_argument("--kind", default="residents", help="residents, shops, farmers, ...")
     g.add_argument("--languages", default="", help="default languages, e.g. nl,fr")
     g.add_argument("--channels", default="", help="channels for every kind of message, e.g. sms,voice,email")
-    _data(g)
+    add_data_option(g)
     g.set_defaults(run=_group_add)
 
     members = top.add_parser("members", help="member lists of PLP groups").add_subparsers(
@@ -48,41 +47,22 @@ def register(top: argparse._SubParsersAction, admin_cmds: argparse._SubParsersAc
     i.add_argument("--group", required=True, help="the group's id")
     i.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
     i.add_argument("--strict", action="store_true", help="import nothing when any row is refused")
-    _data(i)
+    add_data_option(i)
     i.set_defaults(run=_import)
     e = members.add_parser("export", help="write a group's members as CSV (audited)")
     e.add_argument("file", type=Path, nargs="?", metavar="FILE", help="default: standard output")
     e.add_argument("--group", required=True, help="the group's id")
-    _data(e)
+    add_data_option(e)
     e.set_defaults(run=_export)
     x = members.add_parser("erase", help="erase a member's personal data everywhere (audited)")
     x.add_argument("member", type=int, metavar="ID")
-    _data(x)
+    add_data_option(x)
     x.set_defaults(run=_erase)
-
-
-def _data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, metavar="DIR", help="data directory (default: the settings)")
 
 
 def _with_members(args: argparse.Namespace, settings: Settings,
                   work: Callable[[Members, SqliteStore], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = open_store(Path(args.data) if args.data else settings.data_path)
-        await store.open()
-        try:
-            return await work(Members(store, store), store)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise HubError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    return with_store(args, settings, lambda store: work(Members(store, store), store))
 
 
 def _list(value: str, kind: type[Language] | type[Channel], what: str) -> list[str]:
@@ -103,7 +83,7 @@ def _group_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
         geocodes.append((name, value))
     languages = [Language(v) for v in _list(args.languages, Language, "languages")]
     channels = [Channel(v) for v in _list(args.channels, Channel, "channels")]
-    territory = _read(args.territory, "territory").decode("utf-8", "replace") if args.territory else None
+    territory = read_file(args.territory, "territory").decode("utf-8", "replace") if args.territory else None
 
     async def work(members: Members, store: SqliteStore) -> str:
         entity = await store.entity_by_name(args.entity)
@@ -143,7 +123,7 @@ class _Progress:
 
 
 def _import(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
-    data = _read(args.file, "member list")
+    data = read_file(args.file, "member list")
     progress = _Progress(sys.stderr)
     progress.step(0)
     outcome = _with_members(args, settings, lambda members, _: members.import_csv(

@@ -109,24 +109,24 @@ class MemoryBroker:
             for task in running:
                 task.cancel()
 
-    async def _handle(self, name: str, q: _Queue, handler: Handler, message: Message,
+    async def _handle(self, queue: str, q: _Queue, handler: Handler, message: Message,
                       max_attempts: int) -> None:
         try:
             await handler(message)
         except Retry as exc:
             if message.attempt >= max_attempts:
-                self._dead(name, message, f"gave up after {message.attempt} attempts: {exc}")
+                self._dead(queue, message, f"gave up after {message.attempt} attempts: {exc}")
                 return
             again = replace(message, attempt=message.attempt + 1)
             self._later(exc.delay, q, again)
         except Reject as exc:
-            self._dead(name, message, str(exc))
+            self._dead(queue, message, str(exc))
         except asyncio.CancelledError:  # stopped before the ack, as RabbitMQ would: give it back
             q.items.put_nowait(message)
             raise
         except Exception as exc:  # a handler bug must not stop the queue
-            log.exception("handler of queue %s failed on a %s message", name, message.topic)
-            self._dead(name, message, f"handler failed: {exc!r}")
+            log.exception("handler of queue %s failed on a %s message", queue, message.topic)
+            self._dead(queue, message, f"handler failed: {exc!r}")
 
     def _later(self, delay: float, q: _Queue, message: Message) -> None:
         def fire() -> None:

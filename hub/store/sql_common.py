@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -76,17 +77,17 @@ def mapped(exc: Exception) -> Exception:
     return result
 
 
-class SqlBase:
+class SqlBase(ABC):
     """The primitives the areas' mixins use; ``SqliteStore`` implements them."""
 
+    @abstractmethod
     async def _write(self, op: Op[T], *, single_statement: bool = False) -> T:
         """Run ``op`` on the writer's connection inside a transaction; return once committed.
         ``single_statement``: ``op`` runs exactly one statement (no savepoint needed)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """One statement on the read connection (one consistent snapshot)."""
-        raise NotImplementedError
 
     async def _read_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         rows = await self._read(sql, params)
