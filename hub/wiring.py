@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -75,14 +76,18 @@ def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path
     keys = data_dir / "keys"
     key, cert = keys / "hub-key.pem", keys / "hub-cert.pem"
     created = None
-    if not key.exists():
-        keys.mkdir(parents=True, exist_ok=True)
-        key_pem, cert_pem = devkeys.new_identity(f"cap-hub {hub.sender}", days=3650)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key_pem)
-        cert.write_bytes(cert_pem)
-        created = keys
+    keys.mkdir(parents=True, exist_ok=True)
+    # Stages started together on a fresh data directory must not each make a key: the first
+    # one to hold the lock makes it, the others read it.
+    with open(keys / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not key.exists():
+            key_pem, cert_pem = devkeys.new_identity(f"cap-hub {hub.sender}", days=3650)
+            cert.write_bytes(cert_pem)
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(key_pem)
+            created = keys
     return HubIdentity(hub.sender, key.read_bytes(), cert.read_bytes()), created
 
 

@@ -36,6 +36,28 @@ def delivery_row(row: Sequence[Any]) -> DeliveryRow:
                        address=row[4], language=row[5], info=row[6], state=DeliveryState(row[7]))
 
 
+_CHUNK = 400  # rows per INSERT statement (7 parameters each, well under SQLite's limit)
+
+
+async def _stored(conn: aiosqlite.Connection, campaign_id: int,
+                  part: Sequence[tuple[int | None, Channel, str, str, int]],
+                  new: set[tuple[Channel, str | None]]) -> list[DeliveryRow]:
+    """The rows of ``part`` that were stored before (not in ``new``), one channel at a time so
+    that the lookup uses the (campaign, channel, address) index."""
+    by_channel: dict[Channel, list[str]] = {}
+    for _, channel, address, _, _ in part:
+        if (channel, address) not in new:
+            by_channel.setdefault(channel, []).append(address)
+    out: list[DeliveryRow] = []
+    for channel, addresses in by_channel.items():
+        marks = ",".join("?" for _ in addresses)
+        rows = await conn.execute_fetchall(
+            f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE campaign_id = ? AND channel = ? "
+            f"AND address IN ({marks})", (campaign_id, str(channel), *addresses))
+        out.extend(delivery_row(r) for r in rows)
+    return out
+
+
 class CampaignSql(SqlBase):
     async def open_campaign(self, alert_id: int, entity_id: int | None, kind: Kind, *,
                             simulation: bool, at: datetime) -> tuple[Campaign, bool]:
@@ -88,19 +110,20 @@ class CampaignSql(SqlBase):
         now = utc_text(at)
 
         async def op(conn: aiosqlite.Connection) -> list[DeliveryRow]:
-            await conn.executemany(
-                "INSERT OR IGNORE INTO deliveries (campaign_id, member_id, channel, address, language, "
-                "info, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(campaign_id, m, str(c), a, lang, i, now) for m, c, a, lang, i in deliveries])
             out: list[DeliveryRow] = []
-            for start in range(0, len(deliveries), 400):
-                part = deliveries[start:start + 400]
-                keys = ",".join("(?, ?)" for _ in part)
+            for start in range(0, len(deliveries), _CHUNK):
+                part = deliveries[start:start + _CHUNK]
+                values = ",".join("(?, ?, ?, ?, ?, ?, ?)" for _ in part)
+                # RETURNING gives the new rows; only those a redelivered plan already stored
+                # (ignored here) are read back, by the unique index on (campaign, channel, address).
                 rows = await conn.execute_fetchall(
-                    f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE campaign_id = ? AND "
-                    f"(channel, address) IN (VALUES {keys})",
-                    (campaign_id, *[v for _, c, a, _, _ in part for v in (str(c), a)]))
-                out.extend(delivery_row(r) for r in rows)
+                    "INSERT OR IGNORE INTO deliveries (campaign_id, member_id, channel, address, language, "
+                    f"info, updated_at) VALUES {values} RETURNING {DELIVERY_COLUMNS}",
+                    [v for m, c, a, lang, i in part for v in (campaign_id, m, str(c), a, lang, i, now)])
+                new = [delivery_row(r) for r in rows]
+                out.extend(new)
+                if len(new) < len(part):
+                    out.extend(await _stored(conn, campaign_id, part, {(d.channel, d.address) for d in new}))
             return out
 
         return await self._write(op)
@@ -125,22 +148,23 @@ class CampaignSql(SqlBase):
         now = utc_text(at)
 
         async def op(conn: aiosqlite.Connection) -> None:
-            await conn.executemany(
+            await conn.execute(
                 "UPDATE deliveries SET state = ?, published_at = ?, updated_at = ? "
-                "WHERE id = ? AND state IN (?, ?)",
-                [(DeliveryState.QUEUED.value, now, now, d, *NOT_YET_SENT) for d in delivery_ids])
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN (?, ?)",
+                (DeliveryState.QUEUED.value, now, now, json.dumps(list(delivery_ids)), *NOT_YET_SENT))
 
         await self._write(op)
 
     async def unsent_deliveries(self, *, published_before: datetime, limit: int = 10_000,
                                 after_id: int = 0) -> list[DeliveryRow]:
-        """Deliveries still owed that are not in flight: pending, or queued before
-        ``published_before`` (the broker may have lost them). Start-up re-publishes these."""
+        """Deliveries still owed and not in flight: pending since before ``published_before``
+        (a router stopped between storing and publishing them; one still at work is left
+        alone), or queued before it (the broker may have lost them). Start-up republishes."""
+        before = utc_text(published_before)
         rows = await self._read(
             f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id > ? AND address IS NOT NULL AND "
-            "(state = ? OR (state = ? AND published_at < ?)) ORDER BY id LIMIT ?",
-            (after_id, DeliveryState.PENDING.value, DeliveryState.QUEUED.value,
-             utc_text(published_before), limit))
+            "((state = ? AND updated_at < ?) OR (state = ? AND published_at < ?)) ORDER BY id LIMIT ?",
+            (after_id, DeliveryState.PENDING.value, before, DeliveryState.QUEUED.value, before, limit))
         return [delivery_row(r) for r in rows]
 
     async def cancel_campaigns(self, alert_ids: Sequence[int], *, at: datetime) -> list[int]:
