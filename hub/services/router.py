@@ -35,7 +35,8 @@ ROUTE_QUEUE = "route"
 ROUTE_TOPICS = ("alert.accepted", "alert.cancelled")
 CHANNEL_QUEUES = {c: f"deliver.{c.value}" for c in Channel}
 EVENTS_QUEUE = "delivery.events"
-BATCH_SIZE = 500
+BATCH_SIZE = 500  # deliveries per deliver.<channel> message
+STORE_CHUNK = 5_000  # deliveries per store transaction
 # Status values whose alerts owe no one anything.
 _SILENT = {Status.SYSTEM, Status.DRAFT}
 
@@ -137,19 +138,19 @@ class Router:
         return await self._cpu(plan)
 
     async def _hand_over(self, campaign: Campaign, plan: CampaignPlan, now: datetime) -> None:
-        """Store the plan batch by batch, then publish each channel's batches together with
-        their confirms in flight at once, then mark them queued."""
+        """Store the plan a few thousand deliveries per transaction, then publish each
+        channel's batches with their confirms in flight together, then mark them queued."""
         for channel in plan.per_channel():
             bodies: list[bytes] = []
             ids: list[int] = []
-            for batch in plan.batches(channel, self._batch_size):
+            for chunk in plan.batches(channel, STORE_CHUNK):
                 rows = await self._store.add_deliveries(
-                    campaign.id, [(d.member_id, d.channel, d.address, d.language, d.info) for d in batch],
+                    campaign.id, [(d.member_id, d.channel, d.address, d.language, d.info) for d in chunk],
                     at=now)
                 owed = [r for r in rows if r.state is DeliveryState.PENDING]
-                if owed:
-                    bodies.append(delivery_batch(campaign, channel, owed))
-                    ids.extend(r.id for r in owed)
+                for start in range(0, len(owed), self._batch_size):
+                    bodies.append(delivery_batch(campaign, channel, owed[start:start + self._batch_size]))
+                ids.extend(r.id for r in owed)
             await self._broker.publish_many(CHANNEL_QUEUES[channel], bodies)
             await self._store.mark_queued(ids, at=self._clock())
 

@@ -31,9 +31,14 @@ def campaign_row(row: Sequence[Any]) -> Campaign:
                     created_at=from_utc_text(row[7]))
 
 
+# Enum members by value: a dict lookup is ~10x cheaper than calling the enum, and a large
+# campaign reads back hundreds of thousands of rows.
+_CHANNELS = {c.value: c for c in Channel}
+_STATES = {s.value: s for s in DeliveryState}
+
+
 def delivery_row(row: Sequence[Any]) -> DeliveryRow:
-    return DeliveryRow(id=row[0], campaign_id=row[1], member_id=row[2], channel=Channel(row[3]),
-                       address=row[4], language=row[5], info=row[6], state=DeliveryState(row[7]))
+    return DeliveryRow(row[0], row[1], row[2], _CHANNELS[row[3]], row[4], row[5], row[6], _STATES[row[7]])
 
 
 _CHUNK = 400  # rows per INSERT statement (7 parameters each, well under SQLite's limit)
