@@ -28,6 +28,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/groups", _guard(create_group))
     r.add_get("/groups/{gid}", _guard(get_group))
     r.add_patch("/groups/{gid}", _guard(update_group))
+    r.add_delete("/groups/{gid}", _guard(delete_group))
     r.add_get("/groups/{gid}/members", _guard(list_members))
     r.add_post("/groups/{gid}/members", _guard(create_member))
     r.add_post("/groups/{gid}/members:import", _guard(import_members))
@@ -128,6 +129,11 @@ async def update_group(request: web.Request, actor: Actor) -> web.Response:
     except ValueError as exc:
         raise Invalid(str(exc)) from exc
     return web.json_response(group_json(group))
+
+
+async def delete_group(request: web.Request, actor: Actor) -> web.Response:
+    await request.app[HUB].members.delete_group(actor, request.match_info["gid"])
+    return web.Response(status=204)
 
 
 # --- members ------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ def _group_paths() -> dict[str, Any]:
                          {"200": _json("Group", "the group")}, parameters=[_GID],
                          requestBody={"required": True, "content": {"application/json": {"schema": {
                              "$ref": "#/components/schemas/GroupInput"}}}}),
+            "delete": _op("Delete a group; members in no other group are deleted with their data "
+                          "(audited)", {"204": {"description": "deleted"}}, parameters=[_GID]),
         },
         "/groups/{gid}/members": {
             "get": _op("Members of a group, with paging and search", {"200": _json("MemberPage", "a page")},

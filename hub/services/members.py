@@ -19,6 +19,7 @@ from typing import TypeVar
 from hub.domain import Account, Channel, Entity, Group, Kind, Language, Member, MemberData, Phone
 from hub.errors import HubError
 from hub.members import (
+    Action,
     ImportFile,
     ImportPlan,
     lookup_keys,
@@ -143,6 +144,16 @@ class Members:
         await self._audit(actor, "group.update", f"group/{gid}", {})
         return stored
 
+    async def delete_group(self, actor: Actor, gid: str) -> int:
+        """Delete a group (an account with every group of its entity, as for adding one)."""
+        group = await self.group(actor, gid)
+        if actor.account is not None and actor.account.grants.groups is not None:
+            raise Forbidden("only an account with every group of its entity may delete groups")
+        await self._managed(actor, gid)
+        deleted = await self._members.delete_group(group.gid)
+        await self._audit(actor, "group.delete", f"group/{gid}", {"members_deleted": deleted or 0})
+        return deleted or 0
+
     async def _managed(self, actor: Actor, gid: str) -> Group:
         group = await self.group(actor, gid)
         if not actor.manages(group):
@@ -229,7 +240,10 @@ class Members:
         step(2)
         if dry_run or (strict and plan.refused):
             return ImportOutcome(file, plan, False)
-        result = await self._members.save_members(gid, plan.creates, plan.updates)
+        # Members matched with nothing to change still join this group (they may be known
+        # from another group of the entity).
+        join = [r.member_id for r in plan.report if r.action is Action.UNCHANGED and r.member_id is not None]
+        result = await self._members.save_members(gid, plan.creates, plan.updates, join)
         await self._audit(actor, "members.import", f"group/{gid}",
                           {"created": len(result.created), "updated": len(result.updated),
                            "refused": plan.refused, "rows": len(plan.report)})

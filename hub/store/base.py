@@ -180,6 +180,10 @@ class MemberStore(Protocol):
 
     async def update_group(self, group: Group) -> Group: ...
 
+    async def delete_group(self, gid: str) -> int | None:
+        """Delete the group; members left in no other group go with it (the hub keeps no
+        one it cannot reach). Returns how many members went, or None for no such group."""
+
     async def group(self, gid: str) -> Group | None: ...
 
     async def groups(self, entity_id: int) -> list[Group]: ...
@@ -199,9 +203,11 @@ class MemberStore(Protocol):
         (``{key: member_id}``), so an import can tell an update from a creation."""
 
     async def save_members(self, gid: str, creates: Sequence[MemberData],
-                           updates: Sequence[tuple[int, MemberData]]) -> ImportResult:
-        """Create and update members and put them all in the group: one transaction, so
-        either everything is stored or, on any error, nothing."""
+                           updates: Sequence[tuple[int, MemberData]],
+                           join: Sequence[int] = ()) -> ImportResult:
+        """Create and update members and put them all in the group, with ``join`` (existing
+        members of the entity whose data do not change): one transaction, so either
+        everything is stored or, on any error, nothing."""
 
     async def remove_member(self, gid: str, member_id: int) -> bool:
         """Take a member out of a group. A member left in no group is deleted with its data:

@@ -199,6 +199,26 @@ class MemberSql(SqlBase):
 
         return await self._write(op, single_statement=True)
 
+    async def delete_group(self, gid: str) -> int | None:
+        """Delete the group; its members left in no other group are deleted with their data.
+        Returns how many members were deleted that way, or None if there is no such group."""
+
+        async def op(conn: aiosqlite.Connection) -> int | None:
+            rows = list(await conn.execute_fetchall("SELECT id FROM groups WHERE gid = ?", (gid,)))
+            if not rows:
+                return None
+            group_id = rows[0][0]
+            members = [r[0] for r in await conn.execute_fetchall(
+                "SELECT member_id FROM group_members WHERE group_id = ?", (group_id,))]
+            await conn.execute("DELETE FROM groups WHERE id = ?", (group_id,))  # links cascade
+            cursor = await conn.execute(
+                "DELETE FROM members WHERE id IN (SELECT value FROM json_each(?)) "
+                "AND NOT EXISTS (SELECT 1 FROM group_members gm WHERE gm.member_id = members.id)",
+                (json.dumps(members),))
+            return cursor.rowcount
+
+        return await self._write(op)
+
     async def group(self, gid: str) -> Group | None:
         row = await self._read_one(f"SELECT {GROUP_COLUMNS} FROM groups g WHERE g.gid = ?", (gid,))
         return None if row is None else group_row(row)
@@ -282,9 +302,11 @@ class MemberSql(SqlBase):
     # --- members: writes
 
     async def save_members(self, gid: str, creates: Sequence[MemberData],
-                           updates: Sequence[tuple[int, MemberData]]) -> ImportResult:
+                           updates: Sequence[tuple[int, MemberData]],
+                           join: Sequence[int] = ()) -> ImportResult:
         """Create ``creates``, replace the data of ``updates`` (their phones and e-mails
-        too), and put them all in the group: one job of the writer, so one transaction.
+        too), and put them all in the group, with ``join`` (members of the entity whose data
+        do not change): one job of the writer, so one transaction.
         ``NotFound``: no such group, or an updated member is not of the group's entity.
         ``Conflict``: an external id used twice in the entity, or a contact point shared by
         two members of one group."""
@@ -302,11 +324,12 @@ class MemberSql(SqlBase):
             # building 100,000 rows takes a few hundred ms: off the event loop
             rows = await asyncio.to_thread(_Rows, entity_id, creates, updates, first_id, now)
             updated_json = json.dumps(rows.updated)
-            if rows.updated:
+            existing = sorted(set(rows.updated) | set(join))
+            if existing:
                 known = list(await conn.execute_fetchall(
                     "SELECT COUNT(*) FROM members WHERE entity_id = ? "
-                    "AND id IN (SELECT value FROM json_each(?))", (entity_id, updated_json)))
-                if int(known[0][0]) != len(rows.updated):
+                    "AND id IN (SELECT value FROM json_each(?))", (entity_id, json.dumps(existing))))
+                if int(known[0][0]) != len(existing):
                     raise NotFound(f"group {gid!r}: a member to update is not of its entity")
             try:
                 await conn.executemany(_INSERT_MEMBER, rows.members)
@@ -322,7 +345,7 @@ class MemberSql(SqlBase):
                 "INSERT INTO phones (member_id, number, kind) VALUES (?, ?, ?)", rows.phones)
             await conn.executemany(
                 "INSERT INTO emails (member_id, address) VALUES (?, ?)", rows.emails)
-            touched = json.dumps(rows.created + rows.updated)
+            touched = json.dumps(list(rows.created + rows.updated) + list(join))
             await conn.execute(
                 "INSERT OR IGNORE INTO group_members (group_id, member_id) "
                 "SELECT ?, value FROM json_each(?)", (group_id, touched))

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from hub.domain import EntityType, Role
+from hub.services.members import ADMIN
 from hub.wiring import Hub
 from tests.api.conftest import MakeSender, Sender
 
@@ -132,6 +133,7 @@ async def test_a_foreign_token_sees_nothing_on_any_route(client: TestClient, mak
     mid = member["id"]
     routes = [
         ("GET", "/groups/plp-a", None, None), ("PATCH", "/groups/plp-a", {"name": "x"}, None),
+        ("DELETE", "/groups/plp-a", None, None),
         ("GET", "/groups/plp-a/members", None, None),
         ("POST", "/groups/plp-a/members", {"name": "B", "emails": ["b@c.be"]}, None),
         ("POST", "/groups/plp-a/members:import", None, CSV),
@@ -156,3 +158,16 @@ async def test_a_foreign_token_sees_nothing_on_any_route(client: TestClient, mak
     for method, path, _, _ in routes:
         async with police.client.request(method, path) as resp:
             assert resp.status == 401
+
+
+async def test_deleting_a_group_deletes_members_in_no_other_group(hub: Hub, make_sender: MakeSender) -> None:
+    police = await with_group(make_sender)
+    await call(police, "POST", "/groups", {"id": "plp-b", "name": "PLP Zuid"})
+    _, only_a = await call(police, "POST", "/groups/plp-a/members", {"name": "A", "emails": ["a@x.be"]})
+    _, both = await call(police, "POST", "/groups/plp-a/members", {"name": "B", "emails": ["b@x.be"]})
+    await hub.members.import_csv(ADMIN, "plp-b", b"name;email\nB;b@x.be\n")
+    assert (await call(police, "DELETE", "/groups/plp-a"))[0] == 204
+    assert (await call(police, "GET", "/groups/plp-a"))[0] == 404
+    assert (await call(police, "GET", f"/members/{only_a['id']}"))[0] == 404
+    status, member = await call(police, "GET", f"/members/{both['id']}")
+    assert status == 200 and member["groups"] == ["plp-b"]
