@@ -18,7 +18,7 @@ from hub.domain import EntityType, Role
 from hub.services import admin
 from hub.wiring import Hub
 from tests.api.conftest import MakeSender
-from tests.cap.test_parse import BILLION_LAUGHS, EXTERNAL_ENTITY, QUADRATIC, XINCLUDE
+from tests.cap.test_parse import BILLION_LAUGHS, EXTERNAL_DTD, EXTERNAL_ENTITY, QUADRATIC, XINCLUDE
 
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 
@@ -80,6 +80,7 @@ BAD_DOCUMENTS = {
     "quadratic": QUADRATIC,
     "external-entity": EXTERNAL_ENTITY,
     "xinclude": XINCLUDE,
+    "external-dtd": EXTERNAL_DTD,
 }
 
 
@@ -96,6 +97,8 @@ async def test_hostile_documents_get_a_cap_error(hub: Hub, make_sender: MakeSend
 
 MUTATIONS = {
     "cap-1.1": ("emergency:cap:1.2", "emergency:cap:1.1", "cap-version"),
+    "cap-1.0": ("urn:oasis:names:tc:emergency:cap:1.2", "http://www.incident.com/cap/1.0", "cap-version"),
+    "wrong-namespace": ("urn:oasis:names:tc:emergency:cap:1.2", "urn:example:not-cap", "cap-root"),
     "wrong-root": ("<alert xmlns", "<alarm xmlns", "cap-root"),
     "missing-status": ("<status>Actual</status>", "", "xsd-missing-element"),
     "out-of-order": ("<status>Actual</status><msgType>Alert</msgType>",
