@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit peers bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict hub
 
-unit: $(STAMP)
+# The test peers that are not Python: the SMSC simulator (npm package smpp, pinned by its lock).
+peers:
+	npm ci --prefix tests/peers/smsc --no-audit --no-fund --loglevel=error
+
+unit: $(STAMP) peers
 	$(BIN)/pytest
 
-bench: $(STAMP)
-	$(BIN)/python bench/cap_core.py
+bench: $(STAMP) peers
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

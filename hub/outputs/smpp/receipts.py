@@ -1,0 +1,213 @@
+"""Delivery receipts: parsing a receipt deliver_sm, normalising ids, correlating them.
+
+Pure, no I/O; the clock is passed in.
+
+**Two forms.** A receipt is a deliver_sm with esm_class message type 0x04 (SMPP 3.4 §5.2.12).
+Its message id and final state come in the ``receipted_message_id`` and ``message_state``
+TLVs, or in the short_message (or ``message_payload``) as the de-facto text of Appendix B:
+``id:IIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DDDDDDD
+err:E text:...``. TLVs win when both are present. The text is decoded leniently (UTF-16
+for data_coding 8, Latin-1 otherwise) since only its ASCII keys matter: a receipt with an
+odd ``text:`` never fails.
+
+**Ids.** SMSCs often answer submit_sm_resp with a decimal id and put it in the receipt in hex,
+or the other way round, sometimes with leading zeros or in capitals. :func:`id_forms` gives a
+canonical form (lower case, no leading zeros) and the other reading (decimal ↔ hex); matching
+tries the exact canonical form first, then the other reading.
+
+**Correlation.** :class:`Correlator` maps recent submit ids to the caller's tag (e.g. a
+delivery id) and part number. A receipt can overtake the submit_sm_resp that carries its id
+(the SMSC answered both at once): such a receipt is held for ``hold`` seconds and matched
+when the resp arrives; past that it is reported with ``tag=None`` (unknown here: the caller
+then looks in its store index, which is where receipts arriving hours later, after a restart,
+are matched).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+from hub.outputs.smpp.pdu import (
+    DC_UCS2,
+    ESM_DELIVERY_RECEIPT,
+    ESM_TYPE_MASK,
+    TAG_MESSAGE_PAYLOAD,
+    TAG_MESSAGE_STATE,
+    TAG_NETWORK_ERROR_CODE,
+    TAG_RECEIPTED_MESSAGE_ID,
+    DeliverSm,
+)
+
+# message_state TLV values (§5.2.28) → the stat words of the text form.
+MESSAGE_STATES = {
+    1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED",
+    5: "UNDELIV", 6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD",
+}
+FINAL_STATES = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "REJECTD", "UNKNOWN"})
+_STAT_ALIASES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "ACCEPTED": "ACCEPTD",
+                 "REJECTED": "REJECTD"}
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One delivery receipt. ``tag`` and ``part`` are filled in by the correlator."""
+
+    message_id: str          # as the SMSC wrote it in the receipt
+    state: str               # DELIVRD, UNDELIV, EXPIRED, ... (the text form's stat words)
+    error: str = ""          # err: field or network_error_code, as text
+    submit_date: str = ""
+    done_date: str = ""
+    destination: str = ""    # the handset (source_addr of the receipt)
+    tag: object = None       # the caller's key for the submit; None when not correlated here
+    part: int = 0            # 1-based part number of a multipart message; 0 when unknown
+    parts: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def delivered(self) -> bool:
+        return self.state == "DELIVRD"
+
+
+def _text_of(pdu: DeliverSm) -> str:
+    raw = pdu.short_message or pdu.tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
+    if pdu.data_coding == DC_UCS2 and len(raw) % 2 == 0:
+        return raw.decode("utf-16-be", errors="replace")
+    return raw.decode("latin-1")
+
+
+_KEYS = ("id", "sub", "dlvrd", "submit date", "done date", "stat", "err")
+
+
+def _find_key(low: str, key: str, end: int) -> int:
+    """Where ``key:`` starts in ``low[:end]`` at a word boundary; -1 if absent."""
+    i = low.find(key + ":", 0, end)
+    while i > 0 and not low[i - 1].isspace():
+        i = low.find(key + ":", i + 1, end)
+    return i
+
+
+def parse_text(text: str) -> dict[str, str]:
+    """The ``key:value`` fields of a text receipt, keys lower case; ``text`` is the rest."""
+    low = text.lower()
+    end = _find_key(low, "text", len(low))
+    limit = end if end >= 0 else len(low)
+    found = sorted((i, key) for key in _KEYS if (i := _find_key(low, key, limit)) >= 0)
+    fields: dict[str, str] = {}
+    stop = end if end >= 0 else len(text)
+    for n, (i, key) in enumerate(found):
+        value_end = found[n + 1][0] if n + 1 < len(found) else stop
+        fields[key] = text[i + len(key) + 1:value_end].strip()
+    if end >= 0:
+        fields["text"] = text[end + 5:]
+    return fields
+
+
+def parse_receipt(pdu: DeliverSm) -> Receipt | None:
+    """The receipt carried by a deliver_sm, or None if it is not one (a mobile-originated SMS)."""
+    if pdu.esm_class & ESM_TYPE_MASK != ESM_DELIVERY_RECEIPT:
+        return None
+    fields = parse_text(_text_of(pdu))
+    tlv_id = pdu.tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
+    message_id = tlv_id.rstrip(b"\0").decode("latin-1") if tlv_id else fields.get("id", "")
+    tlv_state = pdu.tlvs.get(TAG_MESSAGE_STATE)
+    if tlv_state:
+        state = MESSAGE_STATES.get(tlv_state[0], "UNKNOWN")
+    else:
+        stat = fields.get("stat", "").upper()
+        state = _STAT_ALIASES.get(stat, stat) or "UNKNOWN"
+    error = fields.get("err", "")
+    net = pdu.tlvs.get(TAG_NETWORK_ERROR_CODE)
+    if not error and net and len(net) == 3:
+        error = f"{net[0]}:{int.from_bytes(net[1:], 'big')}"
+    return Receipt(
+        message_id=message_id.strip(), state=state, error=error,
+        submit_date=fields.get("submit date", ""), done_date=fields.get("done date", ""),
+        destination=pdu.source_addr,
+    )
+
+
+def canonical_id(message_id: str) -> str:
+    """Lower case, no surrounding blanks, no leading zeros ("0" stays "0")."""
+    s = message_id.strip().lower()
+    return s.lstrip("0") or ("0" if s else "")
+
+
+def id_forms(message_id: str) -> tuple[str, ...]:
+    """The canonical id, then its other reading: decimal → hex, hex (or decimal) → decimal."""
+    s = canonical_id(message_id)
+    if not s or not _HEX.fullmatch(s) or len(s) > 32:
+        return (s,)
+    other = [format(int(s), "x"), str(int(s, 16))] if s.isdigit() else [str(int(s, 16))]
+    return (s, *dict.fromkeys(o for o in other if o != s))
+
+
+@dataclass(slots=True)
+class _Sent:
+    tag: object
+    part: int
+    parts: int
+
+
+class Correlator:
+    """Recent submit ids → (tag, part); holds early receipts; bounded in memory.
+
+    ``capacity`` bounds the ids kept (oldest dropped first; a final receipt drops its id);
+    ``hold`` is how long a receipt whose id is not known yet waits for its submit_sm_resp.
+    """
+
+    def __init__(self, *, capacity: int = 500_000, hold: float = 2.0) -> None:
+        self.capacity = capacity
+        self.hold = hold
+        self._sent: OrderedDict[str, _Sent] = OrderedDict()
+        self._early: OrderedDict[str, tuple[float, Receipt]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sent)
+
+    def sent(self, message_id: str, tag: object, part: int, parts: int, now: float) -> list[Receipt]:
+        """Record a submit id; returns receipts that had arrived before it, now correlated."""
+        info = _Sent(tag, part, parts)
+        matched: list[Receipt] = []
+        for form in id_forms(message_id):
+            early = self._early.pop(form, None)
+            if early is not None:
+                matched.append(self._tagged(early[1], info))
+        if not matched or not matched[-1].final:
+            self._sent[canonical_id(message_id)] = info
+            if len(self._sent) > self.capacity:
+                self._sent.popitem(last=False)
+        return matched
+
+    def received(self, receipt: Receipt, now: float) -> Receipt | None:
+        """A receipt → itself correlated, or None when held until its submit id shows up."""
+        forms = id_forms(receipt.message_id)
+        for form in forms:
+            info = self._sent.get(form)
+            if info is not None:
+                if receipt.final:
+                    del self._sent[form]
+                return self._tagged(receipt, info)
+        self._early[forms[0]] = (now + self.hold, receipt)
+        return None
+
+    def expire(self, now: float) -> list[Receipt]:
+        """Held receipts whose time is up, reported uncorrelated (``tag=None``)."""
+        out: list[Receipt] = []
+        while self._early:
+            key, (deadline, receipt) = next(iter(self._early.items()))
+            if deadline > now:
+                break
+            del self._early[key]
+            out.append(receipt)
+        return out
+
+    @staticmethod
+    def _tagged(receipt: Receipt, info: _Sent) -> Receipt:
+        return replace(receipt, tag=info.tag, part=info.part, parts=info.parts)

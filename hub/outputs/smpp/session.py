@@ -1,0 +1,492 @@
+"""One SMPP 3.4 transceiver bind on asyncio streams.
+
+    session = SmppSession("smsc.example", 2775, system_id="hub", password="secret")
+    await session.open()                       # connect + bind_transceiver, or BindRefused
+    ids = await session.submit("+32470123456", parts, data_coding=0, source_addr="1789", tag=key)
+    async for receipt in session.receipts():  # Receipt(tag=key, part=1, parts=2, state=...)
+        ...
+    await session.close()                      # unbind, then close
+
+**Window.** At most ``window`` requests wait for their response at once (sequence number →
+future); more submits wait for a slot. Responses are matched by sequence number, in any
+order, and the submit id is handed to the :class:`Correlator` in the reader itself, before
+any later PDU is looked at, so a receipt right behind its resp is always correlated.
+
+**Slowing down.** ``ESME_RTHROTTLED`` and ``ESME_RMSGQFUL`` pause new sends on this bind for
+``throttle_pause`` seconds (doubling while they repeat, at most 2 s) and the same PDU is
+sent again, up to ``max_retries`` times; then :class:`SubmitRefused` (transient).
+
+**Connection loss.** EOF, a socket error, an unbind from the SMSC, a garbled frame, or a
+request without a response for ``response_timeout`` seconds all end the session: every
+waiting request fails with :class:`ConnectionLost` and the session cannot be used again.
+A part that got its submit_sm_resp has its id (``err.message_ids``); one that did not was
+not acknowledged, so the caller resubmits it on a new session (``known_ids=``, ``ref=``).
+SMPP cannot tell "the SMSC never got it" from "its resp was lost on the way": a resubmit
+after a lost resp is the one case that can double a part, and it is rare and unavoidable.
+Reconnecting with back-off is the caller's job (:class:`hub.outputs.smpp.pool.Pool` does it).
+
+**Addresses.** The destination is E.164 (``+`` optional), sent as TON 1 (international) /
+NPI 1 (ISDN/E.164) without the ``+``. The source follows common SMSC practice: ``+`` or
+more than 8 digits → 1/1; a numeric short code of up to 8 digits (``1789``) → TON 3
+(network specific) / NPI 0 (unknown); letters → TON 5 (alphanumeric) / NPI 0. Operators
+differ for short codes (some want 0/1 or 6/0): ``source_ton``/``source_npi`` override it.
+
+**Receipts from the SMSC** are answered with deliver_sm_resp at once, parsed, correlated and
+queued; ``enquire_link`` is answered; ours is sent when nothing was read for
+``enquire_link_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import struct
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal
+
+from hub.outputs.smpp import pdu as p
+from hub.outputs.smpp.errors import SLOW_DOWN, BindRefused, ConnectionLost, SubmitRefused
+from hub.outputs.smpp.receipts import Correlator, Receipt, parse_receipt
+
+log = logging.getLogger(__name__)
+
+_E164 = re.compile(r"\+?([1-9][0-9]{6,14})")
+_HEAD = struct.Struct(">III")
+
+Concat = Literal["udh", "sar", "payload"]
+
+
+def source_ton_npi(source_addr: str) -> tuple[int, int]:
+    """TON/NPI for a source address: see the module docstring."""
+    if source_addr.startswith("+") or (source_addr.isdigit() and len(source_addr) > 8):
+        return 1, 1
+    if source_addr.isdigit():
+        return 3, 0
+    return 5, 0
+
+
+def destination_addr(dest_e164: str) -> str:
+    """``+32470123456`` → ``32470123456``; :class:`SubmitRefused` (permanent) if not E.164."""
+    m = _E164.fullmatch(dest_e164.strip())
+    if m is None:
+        raise SubmitRefused(p.Status.ESME_RINVDSTADR, f"not an E.164 number: {dest_e164!r}")
+    return m.group(1)
+
+
+def _consume(fut: asyncio.Future[p.Pdu]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+class _Pending:
+    __slots__ = ("fut", "sent_at", "tag", "part", "parts")
+
+    def __init__(self, fut: asyncio.Future[p.Pdu], sent_at: float, tag: object, part: int,
+                 parts: int) -> None:
+        self.fut = fut
+        self.sent_at = sent_at
+        self.tag = tag
+        self.part = part
+        self.parts = parts
+
+
+class SmppSession:
+    """One transceiver bind. Not reusable after :meth:`close` or a :class:`ConnectionLost`."""
+
+    def __init__(
+        self, host: str, port: int, *, system_id: str, password: str, system_type: str = "",
+        window: int = 64, enquire_link_interval: float = 30.0, response_timeout: float = 10.0,
+        connect_timeout: float = 5.0, throttle_pause: float = 0.05, max_retries: int = 20,
+        source_ton: int | None = None, source_npi: int | None = None,
+        correlator: Correlator | None = None, receipts: asyncio.Queue[Receipt] | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.system_id, self.password, self.system_type = system_id, password, system_type
+        self.window = window
+        self.enquire_link_interval = enquire_link_interval
+        self.response_timeout = response_timeout
+        self.connect_timeout = connect_timeout
+        self.throttle_pause = throttle_pause
+        self.max_retries = max_retries
+        self.source_ton, self.source_npi = source_ton, source_npi
+        self.correlator = correlator if correlator is not None else Correlator()
+        self.receipt_queue: asyncio.Queue[Receipt] = receipts if receipts is not None else asyncio.Queue()
+        self.smsc_system_id = ""
+        self._pending: dict[int, _Pending] = {}
+        self._seq = 0
+        self._ref = random.randrange(256)
+        self._free = window  # window slots; a FIFO of waiters (asyncio.Semaphore scans its waiters)
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._out: list[bytes] = []
+        self._load = 0
+        self._resume_at = 0.0
+        self._slow_streak = 0
+        self._lost: ConnectionLost | None = None
+        self._closing = False
+        self._last_read = 0.0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and waiting for their response."""
+        return len(self._pending)
+
+    @property
+    def load(self) -> int:
+        """Messages being submitted here, sent or waiting for a window slot."""
+        return self._load
+
+    @property
+    def alive(self) -> bool:
+        return self._writer is not None and self._lost is None and not self._closing
+
+    async def open(self) -> None:
+        """Connect and bind as a transceiver. :class:`BindRefused` or :class:`ConnectionLost`."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), self.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLost(f"cannot connect to SMSC {self.host}:{self.port}: {exc!r}") from exc
+        self._last_read = self._loop.time()
+        self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._housekeeping())]
+        seq = self._next_seq()
+        bind = p.BindTransceiver(sequence_number=seq, system_id=self.system_id, password=self.password,
+                                 system_type=self.system_type)
+        resp = await self._request(seq, p.encode(bind))
+        if resp.command_status:
+            await self._shutdown(ConnectionLost("bind refused"))
+            raise BindRefused(resp.command_status)
+        if isinstance(resp, p.BindTransceiverResp):
+            self.smsc_system_id = resp.system_id
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """Unbind politely (waiting up to ``timeout`` for unbind_resp), then close."""
+        if self.alive:
+            self._closing = True
+            seq = self._next_seq()
+            try:
+                await asyncio.wait_for(self._request(seq, p.frame(p.CommandId.UNBIND, 0, seq)), timeout)
+            except (ConnectionLost, TimeoutError):
+                pass
+        self._closing = True
+        await self._shutdown(ConnectionLost("session closed"))
+
+    async def _shutdown(self, reason: ConnectionLost) -> None:
+        self._fail(reason)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        for task in self._tasks:
+            if task is not current:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        if self._writer is not None:
+            try:
+                await self._writer.wait_closed()
+            except OSError:
+                pass
+
+    def _fail(self, reason: ConnectionLost) -> None:
+        """End the session: every waiting request gets ``reason``; the socket is closed."""
+        if self._lost is None:
+            self._lost = reason
+            if not self._closing:
+                log.warning("SMPP session %s:%s lost: %s", self.host, self.port, reason)
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            if not entry.fut.done():
+                entry.fut.set_exception(ConnectionLost(str(self._lost)))
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.close()
+
+    def _lost_error(self) -> ConnectionLost:
+        return ConnectionLost(str(self._lost) if self._lost else "session not open")
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq + 1 if self._seq < 0x7FFFFFFF else 1
+        return self._seq
+
+    def _send(self, data: bytes) -> None:
+        """Queue ``data``; everything queued in one loop iteration goes out in one write."""
+        if self._writer is None or self._lost is not None:
+            raise self._lost_error()
+        if not self._out:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if self._writer is not None and self._lost is None and not self._writer.is_closing():
+            self._writer.write(b"".join(out))
+
+    async def _acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release()  # the slot was handed over as we were cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+    async def _request(self, seq: int, data: bytes, tag: object = None, part: int = 0,
+                       parts: int = 0) -> p.Pdu:
+        assert self._loop is not None
+        fut: asyncio.Future[p.Pdu] = self._loop.create_future()
+        self._send(data)
+        self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts)
+        assert self._writer is not None
+        transport = self._writer.transport
+        if transport.get_write_buffer_size() > 262144:
+            try:
+                await self._writer.drain()
+            except OSError as exc:
+                self._fail(ConnectionLost(f"write failed: {exc!r}"))
+        return await fut
+
+    async def submit_sm(self, body: bytes, *, tag: object = None, part: int = 0, parts: int = 0) -> str:
+        """Send one encoded submit_sm body (see :func:`pdu.sm_body`); its message id.
+
+        Slows down and sends it again on ESME_RTHROTTLED/ESME_RMSGQFUL; raises
+        :class:`SubmitRefused` or :class:`ConnectionLost`.
+        """
+        assert self._loop is not None
+        attempts = 0
+        while True:
+            if self._lost is not None:
+                raise self._lost_error()
+            delay = self._resume_at - self._loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._acquire()
+            try:
+                seq = self._next_seq()
+                data = p.frame(p.CommandId.SUBMIT_SM, 0, seq, body)
+                resp = await self._request(seq, data, tag, part, parts)
+            finally:
+                self._release()
+            status = resp.command_status
+            if not status:
+                self._slow_streak = 0
+                assert isinstance(resp, p.SubmitSmResp)
+                return resp.message_id
+            if status in SLOW_DOWN and attempts < self.max_retries:
+                attempts += 1
+                self._slow_streak += 1
+                pause = min(self.throttle_pause * 2 ** min(self._slow_streak - 1, 6), 2.0)
+                self._resume_at = max(self._resume_at, self._loop.time() + pause)
+                continue
+            raise SubmitRefused(status, f"after {attempts} retries" if status in SLOW_DOWN else "")
+
+    async def submit(
+        self, dest_e164: str, parts: Sequence[bytes], data_coding: int, source_addr: str,
+        registered_delivery: bool = True, *, tag: object = None, concat: Concat = "udh",
+        ref: int | None = None, known_ids: Sequence[str | None] | None = None,
+    ) -> list[str]:
+        """Submit one message already split and encoded into ``parts`` (see hub.outputs.gsm).
+
+        One submit_sm per part, all parts in flight at once; with several parts each carries
+        the concatenation UDH (``concat="udh"``, esm_class 0x40, 8-bit ``ref``) or the sar_*
+        TLVs (``"sar"``); ``"payload"`` sends one submit_sm with every part joined in
+        ``message_payload``. Returns the SMSC's message id per submit_sm sent. ``known_ids``
+        (from an earlier ConnectionLost) skips the parts that already have an id.
+        """
+        if not parts:
+            raise ValueError("nothing to submit")
+        dest = destination_addr(dest_e164)
+        if self.source_ton is not None and self.source_npi is not None:
+            s_ton, s_npi = self.source_ton, self.source_npi
+        else:
+            s_ton, s_npi = source_ton_npi(source_addr)
+        source = source_addr.lstrip("+") if s_ton == 1 else source_addr
+        if concat == "payload" or len(parts) == 1:
+            bodies = [self._body(dest, source, s_ton, s_npi, data_coding, registered_delivery,
+                                 b"".join(parts), 0, {}, payload=concat == "payload" or len(parts[0]) > 254)]
+        else:
+            if ref is None:
+                self._ref = (self._ref + 1) & 0xFF
+                ref = self._ref
+            n = len(parts)
+            bodies = [
+                self._body(dest, source, s_ton, s_npi, data_coding, registered_delivery,
+                           p.udh_concat(ref, n, i + 1) + part if concat == "udh" else part,
+                           p.ESM_UDHI if concat == "udh" else 0,
+                           p.sar_tlvs(ref, n, i + 1) if concat == "sar" else {})
+                for i, part in enumerate(parts)
+            ]
+        known: list[str | None] = list(known_ids) if known_ids is not None else [None] * len(bodies)
+        if len(known) != len(bodies):
+            raise ValueError("known_ids does not match the number of submits")
+        total = len(bodies)
+        todo = [i for i in range(total) if known[i] is None]
+        self._load += 1
+        try:
+            outcomes = await self._submit_bodies(bodies, todo, tag)
+        finally:
+            self._load -= 1
+        return self._merge(known, todo, outcomes, ref)
+
+    async def _submit_bodies(self, bodies: list[bytes], todo: list[int], tag: object,
+                             ) -> Sequence[str | BaseException]:
+        total = len(bodies)
+        if len(todo) == 1:
+            i = todo[0]
+            outcomes: list[str | BaseException] = []
+            try:
+                outcomes.append(await self.submit_sm(bodies[i], tag=tag, part=i + 1, parts=total))
+            except (ConnectionLost, SubmitRefused) as exc:
+                outcomes.append(exc)
+        else:
+            outcomes = await asyncio.gather(
+                *(self.submit_sm(bodies[i], tag=tag, part=i + 1, parts=total) for i in todo),
+                return_exceptions=True)
+        return outcomes
+
+    @staticmethod
+    def _merge(known: list[str | None], todo: list[int], outcomes: Sequence[str | BaseException],
+               ref: int | None) -> list[str]:
+        first_error: BaseException | None = None
+        for i, outcome in zip(todo, outcomes, strict=True):
+            if isinstance(outcome, str):
+                known[i] = outcome
+            elif first_error is None or isinstance(outcome, ConnectionLost):
+                first_error = outcome
+        if first_error is None:
+            return [mid for mid in known if mid is not None]
+        if isinstance(first_error, ConnectionLost | SubmitRefused):
+            raise first_error.with_parts(known, ref)
+        raise first_error
+
+    def _body(self, dest: str, source: str, s_ton: int, s_npi: int, data_coding: int, registered: bool,
+              message: bytes, esm_class: int, tlvs: dict[int, bytes], payload: bool = False) -> bytes:
+        if payload:
+            tlvs = {**tlvs, p.TAG_MESSAGE_PAYLOAD: message}
+            message = b""
+        return p.sm_body(p.SubmitSm(
+            sequence_number=0, source_addr_ton=s_ton, source_addr_npi=s_npi, source_addr=source,
+            dest_addr_ton=1, dest_addr_npi=1, destination_addr=dest, esm_class=esm_class,
+            registered_delivery=1 if registered else 0, data_coding=data_coding,
+            short_message=message, tlvs=tlvs,
+        ))
+
+    # -- receiving -------------------------------------------------------------------------
+
+    async def receipts(self) -> AsyncIterator[Receipt]:
+        """Receipts as they come (correlated when the submit was made here)."""
+        while True:
+            yield await self.receipt_queue.get()
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None and self._loop is not None
+        frames = p.FrameReader()
+        try:
+            while True:
+                data = await self._reader.read(262144)
+                if not data:
+                    raise ConnectionLost("SMSC closed the connection")
+                self._last_read = self._loop.time()
+                for frame in frames.feed(data):
+                    self._dispatch(frame)
+        except ConnectionLost as exc:
+            self._fail(exc)
+        except (OSError, p.PduError) as exc:
+            self._fail(ConnectionLost(f"{type(exc).__name__}: {exc}"))
+
+    def _dispatch(self, frame: bytes) -> None:
+        assert self._loop is not None
+        command_id, status, seq = _HEAD.unpack_from(frame, 4)
+        if command_id & 0x80000000:
+            entry = self._pending.pop(seq, None)
+            if entry is None:
+                log.warning("SMPP response 0x%08X for unknown sequence %d", command_id, seq)
+                return
+            if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
+                resp = p.decode(frame)
+                assert isinstance(resp, p.SubmitSmResp)
+                now = self._loop.time()
+                for receipt in self.correlator.sent(resp.message_id, entry.tag, entry.part, entry.parts, now):
+                    self.receipt_queue.put_nowait(receipt)
+                entry.fut.set_result(resp)
+            elif command_id == p.CommandId.GENERIC_NACK:
+                entry.fut.set_result(p.SubmitSmResp(sequence_number=seq, command_status=status
+                                                    or p.Status.ESME_RUNKNOWNERR))
+            else:
+                entry.fut.set_result(p.decode(frame))
+        elif command_id == p.CommandId.DELIVER_SM:
+            self._on_deliver_sm(frame, seq)
+        elif command_id == p.CommandId.ENQUIRE_LINK:
+            self._send(p.frame(p.CommandId.ENQUIRE_LINK_RESP, 0, seq))
+        elif command_id == p.CommandId.UNBIND:
+            self._send(p.frame(p.CommandId.UNBIND_RESP, 0, seq))
+            raise ConnectionLost("SMSC unbound the session")
+        else:
+            self._send(p.frame(p.CommandId.GENERIC_NACK, p.Status.ESME_RINVCMDID, seq))
+
+    def _on_deliver_sm(self, frame: bytes, seq: int) -> None:
+        assert self._loop is not None
+        try:
+            pdu = p.decode(frame)
+        except p.PduError as exc:
+            log.warning("SMPP deliver_sm could not be decoded: %s", exc)
+            self._send(p.frame(p.CommandId.DELIVER_SM_RESP, p.Status.ESME_RSYSERR, seq))
+            return
+        self._send(p.frame(p.CommandId.DELIVER_SM_RESP, 0, seq, b"\0"))
+        assert isinstance(pdu, p.DeliverSm)
+        receipt = parse_receipt(pdu)
+        if receipt is None:
+            log.info("SMPP mobile-originated message from %s ignored", pdu.source_addr)
+            return
+        correlated = self.correlator.received(receipt, self._loop.time())
+        if correlated is not None:
+            self.receipt_queue.put_nowait(correlated)
+
+    async def _housekeeping(self) -> None:
+        """Enquire when idle, fail on overdue responses, release held receipts."""
+        assert self._loop is not None
+        while self._lost is None:
+            await asyncio.sleep(0.2)
+            now = self._loop.time()
+            for receipt in self.correlator.expire(now):
+                self.receipt_queue.put_nowait(receipt)
+            if self._pending:
+                oldest = next(iter(self._pending.values()))
+                if now - oldest.sent_at > self.response_timeout:
+                    self._fail(ConnectionLost(f"no response from SMSC in {self.response_timeout:g} s"))
+                    return
+            if now - self._last_read > self.enquire_link_interval and self._lost is None:
+                seq = self._next_seq()
+                try:
+                    self._send(p.frame(p.CommandId.ENQUIRE_LINK, 0, seq))
+                except ConnectionLost:
+                    return
+                fut: asyncio.Future[p.Pdu] = self._loop.create_future()
+                fut.add_done_callback(_consume)
+                self._pending[seq] = _Pending(fut, now, None, 0, 0)
+                self._last_read = now  # one enquire per idle interval
