@@ -91,6 +91,12 @@ def spec() -> dict[str, Any]:
                 },
             }},
             **_group_paths(),
+            "/campaigns": {"get": _op(
+                "Campaigns of this account's entity; ?alert=IDENTIFIER for those of one alert",
+                {"200": _json("CampaignList", "campaigns")},
+                parameters=[{"name": "alert", "in": "query", "schema": {"type": "string"}}])},
+            "/campaigns/{id}": {"get": _op("One campaign", {"200": _json("Campaign", "the campaign")},
+                                           parameters=[_MID])},
             "/health": {"get": {
                 "summary": "Whether the store and the broker answer",
                 "responses": {"200": {"description": "all reachable"},
@@ -264,4 +270,13 @@ def _schemas() -> dict[str, Any]:
             "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
         }},
         **_member_schemas(),
+        "Campaign": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "alert": {"type": "string"}, "alertId": {"type": "integer"},
+            "state": {"enum": ["planning", "sending", "nothing", "done", "cancelled"]},
+            "kind": {"type": "string"}, "simulation": {"type": "boolean"},
+            "plan": {"type": "object"},
+            "counts": {"type": "object", "description": "per channel, deliveries per state"},
+            "cost_eur": {"type": "number"}, "href": {"type": "string"}}},
+        "CampaignList": {"type": "object", "properties": {
+            "campaigns": {"type": "array", "items": {"$ref": "#/components/schemas/Campaign"}}}},
     }

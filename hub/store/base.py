@@ -146,7 +146,7 @@ class Store(Protocol):
     async def list_alerts(
         self, *, status: str | None = None, since: datetime | None = None,
         sender: str | None = None, public_only: bool = False, limit: int = 100,
-        before_id: int | None = None,
+        before_id: int | None = None, identifier: str | None = None,
     ) -> list[StoredAlert]:
         """Newest first; ``before_id`` pages on. ``public_only``: scope Public, status Actual."""
 

@@ -89,7 +89,7 @@ class AlertSql(SqlBase):
     async def list_alerts(
         self, *, status: str | None = None, since: datetime | None = None,
         sender: str | None = None, public_only: bool = False, limit: int = 100,
-        before_id: int | None = None,
+        before_id: int | None = None, identifier: str | None = None,
     ) -> list[StoredAlert]:
         """Newest first (by id). ``since`` keeps alerts sent at or after that instant."""
         if limit <= 0:
@@ -105,6 +105,9 @@ class AlertSql(SqlBase):
         if sender is not None:
             where.append("sender = ?")
             params.append(sender)
+        if identifier is not None:
+            where.append("identifier = ?")
+            params.append(identifier)
         if public_only:
             where.append("scope = 'Public' AND status = 'Actual'")
         if before_id is not None:
