@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api import campaigns, groups
+from hub.api import campaigns, feeds, groups
 from hub.api.common import HUB, caller_of, problem
 from hub.api.metrics import CONTENT_TYPE_LATEST
 from hub.api.openapi import spec
@@ -43,6 +43,7 @@ def create_app(hub: Hub) -> web.Application:
     app.router.add_get("/openapi.json", openapi)
     groups.add_routes(app)
     campaigns.add_routes(app)
+    feeds.add_routes(app)
     return app
 
 

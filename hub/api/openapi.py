@@ -91,6 +91,7 @@ def spec() -> dict[str, Any]:
                 },
             }},
             **_group_paths(),
+            **_feed_paths(),
             "/campaigns": {"get": _op(
                 "Campaigns of this account's entity; ?alert=IDENTIFIER for those of one alert",
                 {"200": _json("CampaignList", "campaigns")},
@@ -111,6 +112,48 @@ def spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1"}},
             }},
         },
+    }
+
+
+def _feed_paths() -> dict[str, Any]:
+    """The free CAP feeds (no token): Atom or RSS 2.0 index feeds with ``cap:`` fields."""
+    def param(name: str, description: str, **schema: Any) -> dict[str, Any]:
+        return {"name": name, "in": "query", "description": description,
+                "schema": {"type": "string", **schema}}
+
+    parameters = [
+        param("lang", "language tags, comma-separated; nl also takes nl-BE"),
+        param("severity", "CAP severities, comma-separated"),
+        param("urgency", "CAP urgencies, comma-separated"),
+        param("event", "the CAP event, any case"),
+        param("geocode", "valueName=value or value, comma-separated"),
+        param("bbox", "minlon,minlat,maxlon,maxlat: alerts whose area meets the box"),
+        param("point", "lat,lon: alerts whose area contains the point"),
+        param("since", "alerts sent at or after (ISO 8601 with an offset)", format="date-time"),
+        {"name": "page", "in": "query", "description": "a page beyond the first (rel=next)",
+         "schema": {"type": "integer", "minimum": 1}},
+    ]
+
+    def feed(summary: str, media: str) -> dict[str, Any]:
+        return {"get": {
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "the feed; ETag, Last-Modified, Cache-Control; gzip when asked",
+                        "content": {media: {"schema": {"type": "string"}}}},
+                "304": {"description": "not modified (If-None-Match or If-Modified-Since)"},
+                "400": {"description": "a bad filter; the detail names the parameter", "content": _PROBLEM},
+                "404": {"description": "no such page", "content": _PROBLEM},
+            },
+        }}
+
+    return {
+        "/feeds/alerts.atom": feed("Active public Actual alerts as an Atom feed, newest first",
+                                   "application/atom+xml"),
+        "/feeds/alerts.rss": feed("Active public Actual alerts as an RSS 2.0 feed, newest first",
+                                  "application/rss+xml"),
+        "/feeds/test.atom": feed("Active public Exercise and Test alerts as an Atom feed",
+                                 "application/atom+xml"),
     }
 
 

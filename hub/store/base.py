@@ -150,6 +150,15 @@ class Store(Protocol):
     ) -> list[StoredAlert]:
         """Newest first; ``before_id`` pages on. ``public_only``: scope Public, status Actual."""
 
+    async def active_alerts(self, *, statuses: Sequence[str], now: datetime, scope: str = "Public",
+                            limit: int = 10_000) -> list[StoredAlert]:
+        """Alerts in state active and not expired at ``now``, of ``scope`` and one of
+        ``statuses``; newest sent first (what the feeds show)."""
+
+    async def active_mark(self, now: datetime) -> tuple[int, int]:
+        """(count, sum of ids) of the alerts active and unexpired at ``now``: changes whenever
+        that set does, so a cache of active alerts can tell when to rebuild."""
+
     async def expire_alerts(self, now: datetime) -> list[int]:
         """Mark active alerts whose expires has passed as expired; returns their ids."""
 

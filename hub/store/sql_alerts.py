@@ -118,6 +118,31 @@ class AlertSql(SqlBase):
             f"SELECT {ALERT_COLUMNS} FROM alerts {clause}ORDER BY id DESC LIMIT ?", (*params, limit))
         return [alert_row(row) for row in rows]
 
+    async def active_alerts(self, *, statuses: Sequence[str], now: datetime, scope: str = "Public",
+                            limit: int = 10_000) -> list[StoredAlert]:
+        """Alerts in state active whose expiry has not passed at ``now`` (the sweep may not have
+        marked them yet), of this scope and one of ``statuses``: newest sent first."""
+        marks = ", ".join("?" for _ in statuses)
+        if not marks or limit <= 0:
+            return []
+        rows = await self._read(
+            # The partial index of active alerts: a feed's cost follows what is active, not
+            # the whole history of Actual alerts (which the planner would otherwise scan).
+            f"SELECT {ALERT_COLUMNS} FROM alerts INDEXED BY alerts_active_expiry WHERE state = 'active' "
+            f"AND (expires_utc IS NULL OR expires_utc > ?) AND scope = ? AND status IN ({marks}) "
+            "ORDER BY sent_utc DESC, id DESC LIMIT ?",
+            (utc_text(now), scope, *statuses, limit))
+        return [alert_row(row) for row in rows]
+
+    async def active_mark(self, now: datetime) -> tuple[int, int]:
+        """How many alerts are active and unexpired at ``now``, and the sum of their ids. Ids
+        only grow, so any change to that set (a new alert, a state change, an expiry passing)
+        changes the pair: a cheap fingerprint for caches of what is active."""
+        row = await self._read_one(
+            "SELECT count(*), coalesce(sum(id), 0) FROM alerts WHERE state = 'active' "
+            "AND (expires_utc IS NULL OR expires_utc > ?)", (utc_text(now),))
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
     async def expire_alerts(self, now: datetime) -> list[int]:
         cutoff = utc_text(now)
 
