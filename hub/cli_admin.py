@@ -10,7 +10,7 @@ from typing import TextIO, TypeVar
 from hub import cli_members, logs
 from hub.cli_common import add_data_option, data_dir, read_file, with_store
 from hub.config import Settings
-from hub.domain import EntityType, Role
+from hub.domain import Channel, EntityType, Role
 from hub.errors import HubError
 from hub.services import admin
 from hub.wiring import ALL_ROLES
@@ -26,13 +26,20 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.set_defaults(run=_serve)
 
     for role, text in (("api", "run only the HTTP API (ingest, reading back, groups)"),
-                       ("router", "run only the router stage (needs RabbitMQ: amqp.url)")):
+                       ("router", "run only the router stage (needs RabbitMQ: amqp.url)"),
+                       ("tracker", "run only the tracker stage: delivery outcomes (needs RabbitMQ: "
+                                   "amqp.url)")):
         r = top.add_parser(role, help=text)
         add_data_option(r)
         if role == "api":
             r.add_argument("--host", help="address to listen on (default: the settings)")
             r.add_argument("--port", type=int, help="port to listen on (default: the settings)")
         r.set_defaults(run=_serve, roles=frozenset({role}))
+
+    w = top.add_parser("worker", help="run only one channel's worker (needs RabbitMQ: amqp.url)")
+    w.add_argument("channel", choices=[c.value for c in Channel])
+    add_data_option(w)
+    w.set_defaults(run=_worker)
 
     a = top.add_parser("admin", help="entities, accounts, tokens, certificates, groups")
     cmds = a.add_subparsers(title="admin commands", metavar="WHAT")
@@ -100,6 +107,11 @@ def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     port = port if port is not None else settings.http.port
     asyncio.run(run(settings, data_dir(args, settings), host, port, roles))
     return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    args.roles = frozenset({f"worker:{args.channel}"})
+    return _serve(args, settings, out)
 
 
 def _entity_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:

@@ -22,10 +22,16 @@ from hub.broker.base import Broker, Consumer
 from hub.broker.memory import MemoryBroker
 from hub.cap import devkeys
 from hub.config import Settings
+from hub.domain import Channel
 from hub.errors import ConfigError
+from hub.outputs.email_smtp import SimulatorEmailProvider
+from hub.outputs.ratelimit import TokenBucket
+from hub.outputs.simulator import SimulatorSmsProvider
 from hub.services.ingest import HubIdentity, Ingest
 from hub.services.members import Members
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE, ROUTE_QUEUE, ROUTE_TOPICS, Router
+from hub.services.tracker import EVENTS_TOPICS, Tracker
+from hub.services.worker import ChannelWorker
 from hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -38,7 +44,13 @@ def open_store(data_dir: Path) -> SqliteStore:
     return SqliteStore(data_dir / STORE_FILE)
 
 
-ALL_ROLES = frozenset({"api", "router"})
+ALL_ROLES = frozenset({"api", "router", "worker", "tracker"})
+# "worker" runs a worker per channel; "worker:sms" (etc.) one channel's only.
+WORKER_ROLES = {f"worker:{c.value}": c for c in Channel}
+KNOWN_ROLES = ALL_ROLES | frozenset(WORKER_ROLES)
+# Rate limits of the simulator providers (tokens per second: SMS parts, e-mail recipients);
+# the seed figures. Real providers will take theirs from settings.
+SIM_RATES = {Channel.SMS: 500.0, Channel.VOICE: 0.0, Channel.EMAIL: 2_500.0}
 # With RabbitMQ, a queued delivery not taken by a worker within this time is published again
 # at start-up (workers skip what was already sent).
 REPUBLISH_AFTER = timedelta(minutes=10)
@@ -58,7 +70,7 @@ async def declare_topology(broker: Broker) -> None:
     await broker.declare(ROUTE_QUEUE, ROUTE_TOPICS)
     for queue in CHANNEL_QUEUES.values():
         await broker.declare(queue, (queue,))
-    await broker.declare(EVENTS_QUEUE, (EVENTS_QUEUE, "campaign.*"))
+    await broker.declare(EVENTS_QUEUE, EVENTS_TOPICS)
 
 
 def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path | None]:
@@ -91,6 +103,15 @@ def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path
     return HubIdentity(hub.sender, key.read_bytes(), cert.read_bytes()), created
 
 
+def simulator_provider(channel: Channel) -> SimulatorSmsProvider | SimulatorEmailProvider | None:
+    """The provider a channel uses until real ones are wired (none for voice yet)."""
+    if channel is Channel.SMS:
+        return SimulatorSmsProvider()
+    if channel is Channel.EMAIL:
+        return SimulatorEmailProvider()
+    return None
+
+
 @dataclass
 class Hub:
     settings: Settings
@@ -104,6 +125,8 @@ class Hub:
     metrics: Metrics
     executor: ThreadPoolExecutor
     created_keys: Path | None = None
+    workers: dict[Channel, ChannelWorker] = field(default_factory=dict)
+    tracker: Tracker | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _audits: set[asyncio.Task[None]] = field(default_factory=set)
     _consumers: list[Consumer] = field(default_factory=list)
@@ -112,8 +135,9 @@ class Hub:
     async def start(cls, settings: Settings, data_dir: Path | None = None, *,
                     roles: frozenset[str] = ALL_ROLES) -> Hub:
         """Start the hub with the stages in ``roles``: "api" (HTTP, ingest, expiry sweeps)
-        and "router". `cap-hub serve` runs them all in one process."""
-        unknown = roles - ALL_ROLES
+        "router", "worker" (every channel, or "worker:sms" etc. for one) and "tracker".
+        `cap-hub serve` runs them all in one process. Workers use the simulator providers."""
+        unknown = roles - KNOWN_ROLES
         if unknown:
             raise ConfigError(f"unknown roles {sorted(unknown)}")
         data = Path(data_dir or settings.data_dir)
@@ -139,6 +163,16 @@ class Hub:
             grace = timedelta(0) if isinstance(broker, MemoryBroker) else REPUBLISH_AFTER
             await router.republish(published_before=datetime.now(UTC) - grace)
             hub._consumers.append(await broker.consume(ROUTE_QUEUE, ROUTE_TOPICS, router.handle))
+        if "tracker" in roles:
+            hub.tracker = Tracker(store, broker)
+            hub._consumers.append(await broker.consume(EVENTS_QUEUE, EVENTS_TOPICS, hub.tracker.handle))
+        channels = list(Channel) if "worker" in roles else \
+            [WORKER_ROLES[r] for r in sorted(roles) if r in WORKER_ROLES]
+        for channel in channels:
+            worker = ChannelWorker(channel, store, broker, simulator_provider(channel),
+                                   TokenBucket(SIM_RATES[channel]), countersign=ingest.countersign)
+            hub.workers[channel] = worker
+            hub._consumers.append(await broker.consume(worker.queue, (worker.queue,), worker.handle))
         if "api" in roles:
             hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub

@@ -38,8 +38,8 @@ async def campaign_json(hub: Hub, campaign: Campaign, alert: StoredAlert | None)
         "simulation": campaign.simulation,
         "plan": json.loads(campaign.plan),
         "counts": counts,
-        # Costs are counted as the channels send (SMS per part); nothing is sent yet here.
-        "cost_eur": 0.0,
+        # Counted as the channels send: SMS per part, e-mail free.
+        "cost_eur": await hub.store.campaign_cost(campaign.id),
         "createdAt": campaign.created_at.isoformat(),
         "href": f"/campaigns/{campaign.id}",
     }

@@ -20,6 +20,7 @@ from hub.domain import (
     Certificate,
     Channel,
     DeliveryRow,
+    DeliveryState,
     Entity,
     EntityType,
     Grants,
@@ -259,6 +260,22 @@ class CampaignStore(Protocol):
     async def cancel_campaigns(self, alert_ids: Sequence[int], *, at: datetime) -> list[int]: ...
 
     async def delivery_states(self, campaign_id: int) -> dict[tuple[str, str], int]: ...
+
+    async def claim(self, delivery_ids: Sequence[int], *, at: datetime) -> list[int]:
+        """Move these deliveries from pending/queued to submitted (the marker a worker writes
+        before sending); returns only the ids it moved, so nothing is sent twice."""
+
+    async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
+                              *, at: datetime) -> list[int]:
+        """Store (delivery, state, reason, parts, cost_eur) outcomes; a delivery already in a
+        final state keeps it. Returns the ids of the campaigns touched."""
+
+    async def finish_campaigns(self, campaign_ids: Sequence[int], *, at: datetime) -> list[int]:
+        """Mark done the sending campaigns none of whose deliveries is still owed
+        (pending, queued or submitted); returns those marked."""
+
+    async def campaign_cost(self, campaign_id: int) -> float:
+        """What the campaign's deliveries cost so far, in euro."""
 
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
             list[MemberRow], list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[str, int]]]:

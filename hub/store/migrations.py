@@ -230,10 +230,19 @@ CREATE TRIGGER members_erased AFTER DELETE ON members BEGIN
 END;
 """
 
+V4 = """
+-- What the channel workers and the tracker record per delivery: when a worker claimed it
+-- for sending (the exactly-once marker), how many SMS parts it took and what it cost.
+ALTER TABLE deliveries ADD COLUMN submitted_at TEXT;
+ALTER TABLE deliveries ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN cost_eur REAL NOT NULL DEFAULT 0;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
     (3, V3),
+    (4, V4),
 ]
 
 _VERSION_TABLE = """

@@ -23,6 +23,10 @@ CAMPAIGN_COLUMNS = "id, alert_id, entity_id, kind, simulation, state, plan, crea
 DELIVERY_COLUMNS = "id, campaign_id, member_id, channel, address, language, info, state"
 # Deliveries a Cancel stops: those no provider has taken yet.
 NOT_YET_SENT = (DeliveryState.PENDING.value, DeliveryState.QUEUED.value)
+# Deliveries a campaign still owes: not yet sent, or sent and awaiting their outcome.
+OWED = (*NOT_YET_SENT, DeliveryState.SUBMITTED.value)
+# Outcomes that need no provider: they never replace a submitted delivery's.
+_UNSENT_OUTCOMES = {DeliveryState.SKIPPED, DeliveryState.CANCELLED}
 
 
 def campaign_row(row: Sequence[Any]) -> Campaign:
@@ -199,6 +203,69 @@ class CampaignSql(SqlBase):
         rows = await self._read("SELECT channel, state, COUNT(*) FROM deliveries WHERE campaign_id = ? "
                                 "GROUP BY channel, state", (campaign_id,))
         return {(r[0], r[1]): r[2] for r in rows}
+
+    async def claim(self, delivery_ids: Sequence[int], *, at: datetime) -> list[int]:
+        """pending/queued → submitted, atomically; returns the ids moved (a redelivered
+        batch finds its deliveries submitted already and gets nothing to send)."""
+        if not delivery_ids:
+            return []
+        now = utc_text(at)
+
+        async def op(conn: aiosqlite.Connection) -> list[int]:
+            rows = await conn.execute_fetchall(
+                "UPDATE deliveries SET state = ?, submitted_at = ?, updated_at = ?, attempts = attempts + 1 "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN (?, ?) RETURNING id",
+                (DeliveryState.SUBMITTED.value, now, now, json.dumps(list(delivery_ids)), *NOT_YET_SENT))
+            return sorted(r[0] for r in rows)
+
+        return await self._write(op)
+
+    async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
+                              *, at: datetime) -> list[int]:
+        """Store (delivery, state, reason, parts, cost_eur) outcomes in one transaction. Only
+        owed deliveries change (a final state stays final); skipped/cancelled never replace
+        a submitted delivery. Returns the campaigns touched."""
+        if not rows:
+            return []
+        now = utc_text(at)
+        params = []
+        for delivery_id, state, reason, parts, cost in rows:
+            allowed = NOT_YET_SENT if state in _UNSENT_OUTCOMES else OWED
+            params.append((state.value, reason, parts, cost, now, delivery_id,
+                           *allowed, *([allowed[-1]] * (3 - len(allowed)))))
+
+        async def op(conn: aiosqlite.Connection) -> list[int]:
+            await conn.executemany(
+                "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
+                "WHERE id = ? AND state IN (?, ?, ?)", params)
+            found = await conn.execute_fetchall(
+                "SELECT DISTINCT campaign_id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps([r[0] for r in rows]),))
+            return sorted(r[0] for r in found)
+
+        return await self._write(op)
+
+    async def finish_campaigns(self, campaign_ids: Sequence[int], *, at: datetime) -> list[int]:
+        """sending → done for those of these campaigns that owe nothing any more."""
+        if not campaign_ids:
+            return []
+
+        async def op(conn: aiosqlite.Connection) -> list[int]:
+            rows = await conn.execute_fetchall(
+                "UPDATE campaigns SET state = ?, updated_at = ? "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state = ? AND NOT EXISTS "
+                "(SELECT 1 FROM deliveries d WHERE d.campaign_id = campaigns.id AND d.state IN (?, ?, ?)) "
+                "RETURNING id",
+                (CampaignState.DONE.value, utc_text(at), json.dumps(list(campaign_ids)),
+                 CampaignState.SENDING.value, *OWED))
+            return sorted(r[0] for r in rows)
+
+        return await self._write(op)
+
+    async def campaign_cost(self, campaign_id: int) -> float:
+        row = await self._read_one("SELECT COALESCE(SUM(cost_eur), 0) FROM deliveries WHERE campaign_id = ?",
+                                   (campaign_id,))
+        return round(float(row[0]), 6) if row is not None else 0.0
 
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
             list[tuple[int, str, float | None, float | None, str | None]],

@@ -27,6 +27,7 @@ from tests.services.test_router import MEMBERS, TERRITORY, cap, post
 __all__ = ["rabbit"]  # the session fixture, used here by name
 
 Keys = dict[str, tuple[bytes, bytes]]
+ROLES = frozenset({"api", "router"})  # no workers: the batches stay in RabbitMQ to be looked at
 
 
 def amqp_settings(rabbit: Rabbit, data: Path, prefix: str) -> Settings:
@@ -40,7 +41,7 @@ def prefix() -> str:
 
 @pytest.fixture
 async def hub(rabbit: Rabbit, prefix: str, tmp_path: Path, keypairs: Keys) -> AsyncIterator[Hub]:
-    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path)  # api and router
+    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path, roles=ROLES)  # api and router
     entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
                                        certificates=[("t", keypairs["police"][1])])
     await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
@@ -107,7 +108,7 @@ async def test_a_posted_alert_is_routed_through_rabbitmq(hub: Hub, keypairs: Key
 async def test_a_restarted_hub_republishes_what_is_owed_once(
         rabbit: Rabbit, prefix: str, tmp_path: Path, keypairs: Keys,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path)
+    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path, roles=ROLES)
     try:
         entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
                                            certificates=[("t", keypairs["police"][1])])
@@ -122,13 +123,13 @@ async def test_a_restarted_hub_republishes_what_is_owed_once(
     assert await depth(rabbit, sms) == 1  # nothing drained: the batch waits in RabbitMQ
 
     # Within the grace period the queued deliveries count as in flight: nothing again.
-    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path)
+    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path, roles=ROLES)
     await hub.stop()
     assert await depth(rabbit, sms) == 1
 
     # Past it (grace 0), what is owed is handed over again, the stored deliveries unchanged.
     monkeypatch.setattr("hub.wiring.REPUBLISH_AFTER", timedelta(0))
-    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path)
+    hub = await Hub.start(amqp_settings(rabbit, tmp_path, prefix), tmp_path, roles=ROLES)
     try:
         assert await depth(rabbit, sms) == 2
         assert await depth(rabbit, f"{prefix}deliver.voice") == 2

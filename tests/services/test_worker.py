@@ -1,0 +1,171 @@
+"""The channel workers and the tracker against a real store and the embedded broker: from a
+routed alert to delivered/failed deliveries, a done campaign and its cost; exactly once on
+redelivery; cancelled and expired campaigns skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hub.broker.base import Message
+from hub.config import Settings, SignatureSettings
+from hub.domain import CampaignState, Channel, EntityType, Role
+from hub.outputs.email_smtp import SimulatorEmailProvider
+from hub.outputs.ratelimit import TokenBucket
+from hub.outputs.simulator import SimulatorSmsProvider
+from hub.outputs.sms_text import SMS_PRICE_EUR
+from hub.services import admin
+from hub.services.members import ADMIN
+from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
+from hub.services.tracker import EVENTS_TOPICS, Tracker
+from hub.services.worker import ChannelWorker
+from hub.wiring import Hub
+from tests.services.test_router import MEMBERS, TERRITORY, cap, post, queued
+
+KEYS = dict[str, tuple[bytes, bytes]]
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, keypairs: KEYS) -> AsyncIterator[Hub]:
+    """As the router's tests: stages driven by hand, on a real store and embedded broker."""
+    hub = await Hub.start(Settings(data_dir=str(tmp_path), signature=SignatureSettings()), tmp_path,
+                          roles=frozenset({"api"}))
+    entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
+                                       certificates=[("t", keypairs["police"][1])])
+    await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
+    await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
+    await hub.members.add_group(ADMIN, entity, "plp-b", "PLP B", territory=TERRITORY)
+    await hub.members.import_csv(ADMIN, "plp-a", MEMBERS)
+    await hub.members.import_csv(ADMIN, "plp-b", MEMBERS.splitlines()[0] + b"\n" + MEMBERS.splitlines()[1])
+    yield hub
+    await hub.stop()
+
+
+def workers(hub: Hub, *, clock_skew: timedelta = timedelta(0)) -> dict[Channel, ChannelWorker]:
+    providers: dict[Channel, object] = {
+        Channel.SMS: SimulatorSmsProvider(delivery_ratio=1.0, seed=1, keep_sent=True),
+        Channel.EMAIL: SimulatorEmailProvider(delivery_ratio=0.0, permanent_share=1.0, seed=1),
+        Channel.VOICE: None,
+    }
+    return {c: ChannelWorker(c, hub.store, hub.broker, p, TokenBucket(0),
+                             lambda: datetime.now(UTC) + clock_skew, countersign=hub.ingest.countersign)
+            for c, p in providers.items()}
+
+
+async def rows(hub: Hub, campaign_id: int) -> list[tuple[str, str, str | None, int, float]]:
+    found = await hub.store._read(
+        "SELECT channel, state, reason, parts, cost_eur FROM deliveries WHERE campaign_id = ? ORDER BY id",
+        (campaign_id,))
+    return [tuple(r) for r in found]  # type: ignore[misc]
+
+
+async def wait_state(hub: Hub, campaign_id: int, state: CampaignState) -> None:
+    for _ in range(200):
+        campaign = await hub.store.campaign(campaign_id)
+        if campaign is not None and campaign.state is state:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"campaign {campaign_id} never reached {state}: {await rows(hub, campaign_id)}")
+
+
+async def test_a_routed_alert_is_sent_tracked_and_done(hub: Hub, keypairs: KEYS) -> None:
+    running = workers(hub)
+    tracker = Tracker(hub.store, hub.broker)
+    consumers = [await hub.broker.consume(w.queue, (w.queue,), w.handle) for w in running.values()]
+    consumers.append(await hub.broker.consume(EVENTS_QUEUE, EVENTS_TOPICS, tracker.handle))
+    try:
+        campaign = await hub.router.route(await post(hub, keypairs, cap("W-1")))
+        assert campaign is not None
+        await wait_state(hub, campaign.id, CampaignState.DONE)
+    finally:
+        for c in consumers:
+            await c.cancel()
+    states = await hub.store.delivery_states(campaign.id)
+    assert states == {("sms", "delivered"): 2, ("email", "failed"): 2, ("voice", "skipped"): 3}
+    got = await rows(hub, campaign.id)
+    assert {r[2] for r in got if r[0] == "voice"} == {"voice not yet available"}
+    assert {r[2] for r in got if r[0] == "email"} == {"550 5.1.1 simulated: mailbox unavailable"}
+    sms = running[Channel.SMS]._provider
+    assert isinstance(sms, SimulatorSmsProvider) and sms.submits == 2
+    assert all(text.startswith("BE-Alert:") for _, text in sms.sent)
+    parts = sum(r[3] for r in got if r[0] == "sms")
+    assert parts == sms.parts >= 2
+    cost = await hub.store.campaign_cost(campaign.id)
+    assert Decimal(str(cost)) == SMS_PRICE_EUR * parts
+
+
+async def test_a_redelivered_batch_sends_nothing_twice(hub: Hub, keypairs: KEYS) -> None:
+    worker = workers(hub)[Channel.SMS]
+    campaign = await hub.router.route(await post(hub, keypairs, cap("W-2")))
+    assert campaign is not None
+    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    await worker.handle(batch)
+    await worker.handle(Message(batch.topic, batch.body, attempt=2))  # a crash before the ack
+    sms = worker._provider
+    assert isinstance(sms, SimulatorSmsProvider) and sms.submits == 2
+    events = await queued(hub, EVENTS_QUEUE)
+    outcomes = [json.loads(m.body) for m in events if m.topic == EVENTS_QUEUE]
+    assert len(outcomes) == 1 and {o["state"] for o in outcomes[0]} == {"delivered"}
+    assert all(o["cost_eur"] == pytest.approx(o["parts"] * 0.055) for o in outcomes[0])
+
+
+async def test_a_cancelled_campaign_is_skipped(hub: Hub, keypairs: KEYS) -> None:
+    worker = workers(hub)[Channel.SMS]
+    alert_id = await post(hub, keypairs, cap("W-3"))
+    campaign = await hub.router.route(alert_id)
+    assert campaign is not None
+    await hub.router.cancel([alert_id])
+    for batch in await queued(hub, CHANNEL_QUEUES[Channel.SMS]):
+        await worker.handle(batch)
+    sms = worker._provider
+    assert isinstance(sms, SimulatorSmsProvider) and sms.submits == 0
+    events = [json.loads(m.body) for m in await queued(hub, EVENTS_QUEUE) if m.topic == EVENTS_QUEUE]
+    assert [{(o["state"], o["reason"]) for o in e} for e in events] == [{("cancelled", "cancelled")}]
+    assert (await hub.store.delivery_states(campaign.id))[("sms", "cancelled")] == 2
+
+
+async def test_an_expired_alert_is_skipped_with_its_reason(hub: Hub, keypairs: KEYS) -> None:
+    running = workers(hub, clock_skew=timedelta(hours=2))  # the alert expires after one hour
+    tracker = Tracker(hub.store)
+    campaign = await hub.router.route(await post(hub, keypairs, cap("W-4")))
+    assert campaign is not None
+    for channel in (Channel.SMS, Channel.EMAIL, Channel.VOICE):
+        for batch in await queued(hub, CHANNEL_QUEUES[channel]):
+            await running[channel].handle(batch)
+    for event in await queued(hub, EVENTS_QUEUE):
+        await tracker.handle(event)
+    got = await rows(hub, campaign.id)
+    assert {(r[0], r[1], r[2]) for r in got if r[0] != "voice"} == {
+        ("sms", "skipped", "expired"), ("email", "skipped", "expired")}
+    assert await hub.store.campaign_cost(campaign.id) == 0
+    again = await hub.store.campaign(campaign.id)
+    assert again is not None and again.state is CampaignState.DONE
+
+
+async def test_serve_sends_with_the_simulators(tmp_path: Path, keypairs: KEYS) -> None:
+    hub = await Hub.start(Settings(data_dir=str(tmp_path), signature=SignatureSettings()), tmp_path)
+    try:
+        entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
+                                           certificates=[("t", keypairs["police"][1])])
+        await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
+        await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
+        await hub.members.import_csv(ADMIN, "plp-a", MEMBERS)
+        alert_id = await post(hub, keypairs, cap("S-2"))
+        for _ in range(200):
+            campaign = await hub.store.campaign_for_alert(alert_id)
+            if campaign is not None and campaign.state is CampaignState.DONE:
+                break
+            await asyncio.sleep(0.02)
+        assert campaign is not None and campaign.state is CampaignState.DONE
+        states = await hub.store.delivery_states(campaign.id)
+        assert {s for (c, s) in states if c != "voice"} <= {"delivered", "failed"}
+        assert sum(n for (c, _), n in states.items() if c == "sms") == 2
+        assert await hub.store.campaign_cost(campaign.id) > 0
+    finally:
+        await hub.stop()
