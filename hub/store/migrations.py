@@ -221,7 +221,8 @@ CREATE TABLE deliveries (
 );
 CREATE UNIQUE INDEX deliveries_once ON deliveries (campaign_id, channel, address)
     WHERE address IS NOT NULL;
-CREATE INDEX deliveries_state ON deliveries (state, published_at);
+-- No index on state alone: every state change would update it, and only the start-up sweep
+-- (unsent_deliveries) asks by state, walking the table in id order.
 CREATE INDEX deliveries_campaign ON deliveries (campaign_id, state);
 CREATE INDEX deliveries_member ON deliveries (member_id);
 
