@@ -233,8 +233,9 @@ class CampaignState(StrEnum):
 
 class DeliveryState(StrEnum):
     PENDING = "pending"  # stored, not yet handed to the broker
-    QUEUED = "queued"  # handed to deliver.<channel>
-    SUBMITTED = "submitted"  # accepted by the provider
+    QUEUED = "queued"  # handed to deliver.<channel> (again, after a transient failure)
+    SENDING = "sending"  # claimed by a worker, handed to the provider, no answer stored yet
+    SUBMITTED = "submitted"  # the provider answered; the outcome is on its way to the tracker
     DELIVERED = "delivered"
     FAILED = "failed"
     SKIPPED = "skipped"  # expired or otherwise not sent; ``reason`` says why

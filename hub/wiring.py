@@ -170,7 +170,8 @@ class Hub:
             [WORKER_ROLES[r] for r in sorted(roles) if r in WORKER_ROLES]
         for channel in channels:
             worker = ChannelWorker(channel, store, broker, simulator_provider(channel),
-                                   TokenBucket(SIM_RATES[channel]), countersign=ingest.countersign)
+                                   TokenBucket(SIM_RATES[channel]), countersign=ingest.countersign,
+                                   sole=isinstance(broker, MemoryBroker))
             hub.workers[channel] = worker
             hub._consumers.append(await broker.consume(worker.queue, (worker.queue,), worker.handle))
         if "api" in roles:

@@ -3,16 +3,37 @@
 One ``ChannelWorker`` per channel consumes its queue. For each batch it checks the campaign
 is not cancelled and the alert's info not expired (those deliveries are skipped with that
 reason), renders the text once per campaign × info (an info is one language), **claims** the
-deliveries in the store (pending/queued → submitted, atomically: a redelivered batch finds
+deliveries in the store (pending/queued → sending, atomically: a redelivered batch finds
 them claimed and sends nothing twice), takes rate tokens (SMS parts, e-mail recipients),
-sends through the provider and publishes the outcomes to ``delivery.events`` as one message
-per batch. The batch is acked only once that message is confirmed.
+sends through the provider, then in one store job moves what the provider answered to
+submitted, publishes the outcomes to ``delivery.events`` as one message per batch (the
+tracker makes them final) and acks the batch only once that message is confirmed.
 
-A delivery claimed by a worker that died before publishing its outcome stays submitted: it
-is never sent again (at most once beats twice for an alert); the tracker's counts show it.
+Transient failures (not ok, not permanent: throttled, queue full, SMTP 4xx...) are not
+final: the store job above puts them back to queued with the reason, and they are published
+again to ``deliver.<channel>`` as a new, smaller batch carrying ``attempt`` and
+``not_before`` (epoch seconds, ``retry_base`` × 2^(attempt − 2), capped at ``retry_cap``; the
+provider's ``retry_after`` is not used). A batch that arrives before its ``not_before`` is
+handed back with the broker's ``Retry(delay)`` (the RabbitMQ retry ladder, or the embedded
+broker's timer), so no worker sleeps on it. The attempt count is the store's (one per
+claim): a delivery whose ``retry_budget``-th attempt fails transiently is failed with the
+last reason. If the process dies after the store job, the queued retries are republished by
+the router's start-up sweep; nothing is dropped.
 
-Not yet: transient provider failures are recorded as failures with the provider's reason
-(no broker retries yet); voice deliveries are skipped ("voice not yet available").
+Crash recovery: a delivery stays **sending** from its claim until the provider's answer is
+stored. A worker killed in between (kill -9) leaves it sending; a batch holding it again
+(RabbitMQ redelivers the unacked batch; the router's start-up sweep republishes sending
+deliveries claimed before its grace) takes it over once the claim is older than
+``sending_grace`` (or, with ``sole``, older than this worker's start: the embedded broker's
+single process). Until then the batch is retried after the grace. **The rule: a taken-over
+delivery is sent again.** Neither the simulators nor SMTP can tell whether a message went
+out before the crash, so a recipient may, rarely, get the alert twice; at most once would
+risk none at all, which is worse for an alert. (The SMPP path will record message ids per
+part and resend only what the SMSC did not take.) A delivery whose answer was stored
+(submitted or final) is never sent again; one left submitted by a crash before its outcome
+was published keeps that state (sent once; the tracker's counts show it).
+
+Voice deliveries are skipped ("voice not yet available").
 """
 
 from __future__ import annotations
@@ -20,10 +41,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from hub.broker.base import Broker, Message, Reject
+from hub.broker.base import Broker, Message, Reject, Retry
 from hub.cap.model import Alert, Info
 from hub.cap.parse import parse
 from hub.domain import Campaign, CampaignState, Channel, DeliveryState, StoredAlert
@@ -42,8 +64,25 @@ NO_REPLY = "no-reply@hub.invalid"
 MESSAGE_ID_DOMAIN = "hub.invalid"
 CACHED_ALERTS = 64  # parsed alerts kept (one per campaign in flight)
 
+RETRY_BUDGET = 5  # attempts per delivery before a transient failure is final
+RETRY_BASE = 2.0  # seconds before the 2nd attempt; doubled for each next one
+RETRY_CAP = 300.0  # seconds, the longest back-off
+SENDING_GRACE = timedelta(minutes=2)  # a claim older than this belongs to a dead worker
+
 # One outcome: (delivery id, state, reason, parts, cost in euro)
 OutcomeRow = tuple[int, DeliveryState, str | None, int, float]
+# One delivery of a batch: (id, address, language, info index)
+BatchRow = tuple[int, str, str, int]
+
+
+@dataclass
+class Sent:
+    """What one batch came to: final outcomes, transient failures to retry (each with its
+    attempt count and reason), and deliveries still sending under another worker's claim."""
+
+    outcomes: list[OutcomeRow] = field(default_factory=list)
+    retries: list[tuple[BatchRow, int, str]] = field(default_factory=list)
+    busy: list[int] = field(default_factory=list)
 
 
 class WorkerStore(Store, CampaignStore, Protocol):
@@ -60,9 +99,16 @@ class ChannelWorker:
     def __init__(self, channel: Channel, store: WorkerStore, broker: Broker, provider: Any,
                  bucket: TokenBucket, clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
                  countersign: Callable[[StoredAlert], Awaitable[bytes]] | None = None,
-                 sms_prefix: str = SMS_PREFIX, sender: str = NO_REPLY) -> None:
+                 sms_prefix: str = SMS_PREFIX, sender: str = NO_REPLY,
+                 retry_budget: int = RETRY_BUDGET, retry_base: float = RETRY_BASE,
+                 retry_cap: float = RETRY_CAP, sending_grace: timedelta = SENDING_GRACE,
+                 sole: bool = False) -> None:
         """``provider`` is an ``SmsProvider`` for SMS, an ``EmailProvider`` for e-mail (and
-        unused for voice). ``countersign`` gives the hub-signed CAP attached to e-mails."""
+        unused for voice). ``countersign`` gives the hub-signed CAP attached to e-mails.
+        ``sole``: no other process sends this channel (the embedded broker), so a claim
+        older than this worker is a dead one's."""
+        if retry_budget < 1 or retry_base < 0 or retry_cap < 0:
+            raise ValueError("retry_budget must be at least 1, retry_base and retry_cap not negative")
         self.channel = channel
         self.queue = CHANNEL_QUEUES[channel]
         self._store = store
@@ -76,6 +122,13 @@ class ChannelWorker:
         self._alerts: dict[int, tuple[StoredAlert, Alert]] = {}
         self._sms: dict[tuple[int, int], SmsText] = {}
         self._emails: dict[tuple[int, int], bytes] = {}
+        self._budget, self._base, self._cap = retry_budget, retry_base, retry_cap
+        self._grace = sending_grace
+        self._started = clock() if sole else None
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 for the first retry)."""
+        return float(min(self._cap, self._base * 2 ** max(0, attempt - 2)))
 
     async def handle(self, message: Message) -> None:
         """The ``deliver.<channel>`` queue's consumer."""
@@ -83,45 +136,78 @@ class ChannelWorker:
             batch = json.loads(message.body)
             campaign_id, alert_id = int(batch["campaign"]), int(batch["alert"])
             deliveries = [(int(d[0]), str(d[1]), str(d[2]), int(d[3])) for d in batch["deliveries"]]
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            not_before = float(batch.get("not_before") or 0.0)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise Reject(f"not a delivery batch: {exc}") from exc
+        early = not_before - self._clock().timestamp()
+        if early > 0:
+            raise Retry("a retry batch before its time", early)
         campaign = await self._store.campaign(campaign_id)
         if campaign is None:
             raise Reject(f"no campaign {campaign_id}")
-        rows = await self.deliver(campaign, alert_id, deliveries)
-        if rows:
-            await self._broker.publish(EVENTS_QUEUE, outcomes_body(rows))
-        # returning acks the batch: only now that its outcomes are confirmed
+        sent = await self.deliver(campaign, alert_id, deliveries)
+        now = self._clock()
+        await self._store.settle([r[0] for r in sent.outcomes],
+                                 [(d[0], reason) for d, _, reason in sent.retries], at=now)
+        if sent.outcomes:
+            await self._broker.publish(EVENTS_QUEUE, outcomes_body(sent.outcomes))
+        by_attempt: dict[int, list[BatchRow]] = {}
+        for row, attempt, _ in sent.retries:
+            by_attempt.setdefault(attempt + 1, []).append(row)
+        for attempt, rows in sorted(by_attempt.items()):
+            body = dict(batch, deliveries=[list(r) for r in rows], attempt=attempt,
+                        not_before=now.timestamp() + self.backoff(attempt))
+            await self._broker.publish(self.queue, json.dumps(body, separators=(",", ":")).encode())
+        if sent.busy:
+            # Claimed by another worker not long ago: ask again once its claim may be stale.
+            raise Retry(f"{len(sent.busy)} deliveries still sending elsewhere", self._grace.total_seconds())
+        # returning acks the batch: only now that its outcomes and retries are confirmed
 
-    async def deliver(self, campaign: Campaign, alert_id: int,
-                      deliveries: Sequence[tuple[int, str, str, int]]) -> list[OutcomeRow]:
-        """Send what this batch owes; the outcomes of what this call claimed or skipped."""
+    async def deliver(self, campaign: Campaign, alert_id: int, deliveries: Sequence[BatchRow]) -> Sent:
+        """Send what this batch owes; the outcomes of what this call claimed or skipped, and
+        the transient failures to retry."""
+        sent = Sent()
         if campaign.state is CampaignState.CANCELLED:
-            return [(d[0], DeliveryState.CANCELLED, "cancelled", 0, 0.0) for d in deliveries]
+            sent.outcomes = [(d[0], DeliveryState.CANCELLED, "cancelled", 0, 0.0) for d in deliveries]
+            return sent
         if self.channel is Channel.VOICE:
-            return [(d[0], DeliveryState.SKIPPED, "voice not yet available", 0, 0.0) for d in deliveries]
+            sent.outcomes = [(d[0], DeliveryState.SKIPPED, "voice not yet available", 0, 0.0)
+                             for d in deliveries]
+            return sent
         stored, alert = await self._alert(alert_id)
         now = self._clock()
-        out: list[OutcomeRow] = []
-        by_info: dict[int, list[tuple[int, str]]] = {}
-        for delivery_id, address, _language, info_index in deliveries:
+        out = sent.outcomes
+        by_info: dict[int, list[BatchRow]] = {}
+        for row in deliveries:
+            delivery_id, info_index = row[0], row[3]
             info = alert.infos[info_index] if 0 <= info_index < len(alert.infos) else None
             if info is None:
                 out.append((delivery_id, DeliveryState.SKIPPED, "no such info in the alert", 0, 0.0))
             elif info.expires is not None and info.expires <= now:
                 out.append((delivery_id, DeliveryState.SKIPPED, "expired", 0, 0.0))
             else:
-                by_info.setdefault(info_index, []).append((delivery_id, address))
+                by_info.setdefault(info_index, []).append(row)
         for info_index, group in by_info.items():
-            claimed = set(await self._store.claim([d for d, _ in group], at=self._clock()))
-            todo = [(d, a) for d, a in group if d in claimed]
+            at = self._clock()
+            stale_before = at - self._grace
+            if self._started is not None:
+                stale_before = max(stale_before, self._started)
+            claimed, busy = await self._store.claim([d[0] for d in group], at=at, stale_before=stale_before)
+            sent.busy.extend(busy)
+            todo = [d for d in group if d[0] in claimed]
             if not todo:
                 continue  # a redelivered batch: sent before
             if self.channel is Channel.SMS:
-                out.extend(await self._send_sms(campaign, alert, info_index, todo))
+                results = await self._send_sms(campaign, alert, info_index, todo)
             else:
-                out.extend(await self._send_email(campaign, stored, alert, info_index, todo))
-        return out
+                results = await self._send_email(campaign, stored, alert, info_index, todo)
+            for row, (outcome, transient) in zip(todo, results, strict=True):
+                attempt = claimed[row[0]]
+                if transient and attempt < self._budget:
+                    sent.retries.append((row, attempt, outcome[2] or "transient failure"))
+                else:
+                    out.append(outcome)
+        return sent
 
     async def _alert(self, alert_id: int) -> tuple[StoredAlert, Alert]:
         cached = self._alerts.get(alert_id)
@@ -148,18 +234,20 @@ class ChannelWorker:
         return text
 
     async def _send_sms(self, campaign: Campaign, alert: Alert, info_index: int,
-                        todo: Sequence[tuple[int, str]]) -> list[OutcomeRow]:
+                        todo: Sequence[BatchRow]) -> list[tuple[OutcomeRow, bool]]:
+        """One (outcome, transient) per delivery, in order."""
         sms = self._text(campaign, alert.infos[info_index], info_index)
         await acquire(self._bucket, sms.part_count * len(todo))
         provider: SmsProvider = self._provider
-        results = await provider.send(sms, [a for _, a in todo])
-        out: list[OutcomeRow] = []
-        for (delivery_id, _), result in zip(todo, results, strict=True):
+        results = await provider.send(sms, [d[1] for d in todo])
+        out: list[tuple[OutcomeRow, bool]] = []
+        for (delivery_id, *_), result in zip(todo, results, strict=True):
             cost = float(sms_cost(result.parts))  # a submitted SMS is billed, delivered or not
             if result.ok:
-                out.append((delivery_id, DeliveryState.DELIVERED, None, result.parts, cost))
+                out.append(((delivery_id, DeliveryState.DELIVERED, None, result.parts, cost), False))
             else:
-                out.append((delivery_id, DeliveryState.FAILED, result.reason, result.parts, cost))
+                out.append(((delivery_id, DeliveryState.FAILED, result.reason, result.parts, cost),
+                            not result.permanent))
         return out
 
     async def _email(self, campaign: Campaign, stored: StoredAlert, alert: Alert, info_index: int) -> bytes:
@@ -173,15 +261,16 @@ class ChannelWorker:
         return body
 
     async def _send_email(self, campaign: Campaign, stored: StoredAlert, alert: Alert, info_index: int,
-                          todo: Sequence[tuple[int, str]]) -> list[OutcomeRow]:
+                          todo: Sequence[BatchRow]) -> list[tuple[OutcomeRow, bool]]:
+        """One (outcome, transient) per delivery, in order."""
         body = await self._email(campaign, stored, alert, info_index)
         await acquire(self._bucket, len(todo))
         provider: EmailProvider = self._provider
-        results = await provider.send(body, self._sender, [a for _, a in todo])
-        out: list[OutcomeRow] = []
-        for (delivery_id, _), result in zip(todo, results, strict=True):
+        results = await provider.send(body, self._sender, [d[1] for d in todo])
+        out: list[tuple[OutcomeRow, bool]] = []
+        for (delivery_id, *_), result in zip(todo, results, strict=True):
             if result.ok:
-                out.append((delivery_id, DeliveryState.DELIVERED, None, 0, 0.0))
+                out.append(((delivery_id, DeliveryState.DELIVERED, None, 0, 0.0), False))
             else:
-                out.append((delivery_id, DeliveryState.FAILED, result.reason, 0, 0.0))
+                out.append(((delivery_id, DeliveryState.FAILED, result.reason, 0, 0.0), not result.permanent))
         return out

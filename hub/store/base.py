@@ -261,9 +261,17 @@ class CampaignStore(Protocol):
 
     async def delivery_states(self, campaign_id: int) -> dict[tuple[str, str], int]: ...
 
-    async def claim(self, delivery_ids: Sequence[int], *, at: datetime) -> list[int]:
-        """Move these deliveries from pending/queued to submitted (the marker a worker writes
-        before sending); returns only the ids it moved, so nothing is sent twice."""
+    async def claim(self, delivery_ids: Sequence[int], *, at: datetime,
+                    stale_before: datetime | None = None) -> tuple[dict[int, int], list[int]]:
+        """Move these deliveries from pending/queued (or sending, claimed before
+        ``stale_before``) to sending: the marker a worker writes before sending. Returns the
+        ids it moved with their attempt counts, so nothing is sent twice, and the ids still
+        sending under a more recent claim."""
+
+    async def settle(self, submitted: Sequence[int], retries: Sequence[tuple[int, str]], *,
+                     at: datetime) -> None:
+        """The provider answered: sending → submitted, or → queued (with the reason) for
+        those retried after a transient failure."""
 
     async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
                               *, at: datetime) -> list[int]:
@@ -272,7 +280,7 @@ class CampaignStore(Protocol):
 
     async def finish_campaigns(self, campaign_ids: Sequence[int], *, at: datetime) -> list[int]:
         """Mark done the sending campaigns none of whose deliveries is still owed
-        (pending, queued or submitted); returns those marked."""
+        (pending, queued, sending or submitted); returns those marked."""
 
     async def campaign_cost(self, campaign_id: int) -> float:
         """What the campaign's deliveries cost so far, in euro."""

@@ -23,8 +23,8 @@ CAMPAIGN_COLUMNS = "id, alert_id, entity_id, kind, simulation, state, plan, crea
 DELIVERY_COLUMNS = "id, campaign_id, member_id, channel, address, language, info, state"
 # Deliveries a Cancel stops: those no provider has taken yet.
 NOT_YET_SENT = (DeliveryState.PENDING.value, DeliveryState.QUEUED.value)
-# Deliveries a campaign still owes: not yet sent, or sent and awaiting their outcome.
-OWED = (*NOT_YET_SENT, DeliveryState.SUBMITTED.value)
+# Deliveries a campaign still owes: not yet sent, being sent, or sent and awaiting their outcome.
+OWED = (*NOT_YET_SENT, DeliveryState.SENDING.value, DeliveryState.SUBMITTED.value)
 # Outcomes that need no provider: they never replace a submitted delivery's.
 _UNSENT_OUTCOMES = {DeliveryState.SKIPPED, DeliveryState.CANCELLED}
 
@@ -168,12 +168,16 @@ class CampaignSql(SqlBase):
                                 after_id: int = 0) -> list[DeliveryRow]:
         """Deliveries still owed and not in flight: pending since before ``published_before``
         (a router stopped between storing and publishing them; one still at work is left
-        alone), or queued before it (the broker may have lost them). Start-up republishes."""
+        alone), queued before it (the broker may have lost them), or claimed for sending
+        before it (a worker may have died before the provider answered: the worker that gets
+        them again decides, see ``hub.services.worker``). Start-up republishes."""
         before = utc_text(published_before)
         rows = await self._read(
             f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id > ? AND address IS NOT NULL AND "
-            "((state = ? AND updated_at < ?) OR (state = ? AND published_at < ?)) ORDER BY id LIMIT ?",
-            (after_id, DeliveryState.PENDING.value, before, DeliveryState.QUEUED.value, before, limit))
+            "((state = ? AND updated_at < ?) OR (state = ? AND published_at < ?) "
+            "OR (state = ? AND submitted_at < ?)) ORDER BY id LIMIT ?",
+            (after_id, DeliveryState.PENDING.value, before, DeliveryState.QUEUED.value, before,
+             DeliveryState.SENDING.value, before, limit))
         return [delivery_row(r) for r in rows]
 
     async def cancel_campaigns(self, alert_ids: Sequence[int], *, at: datetime) -> list[int]:
@@ -204,21 +208,56 @@ class CampaignSql(SqlBase):
                                 "GROUP BY channel, state", (campaign_id,))
         return {(r[0], r[1]): r[2] for r in rows}
 
-    async def claim(self, delivery_ids: Sequence[int], *, at: datetime) -> list[int]:
-        """pending/queued → submitted, atomically; returns the ids moved (a redelivered
-        batch finds its deliveries submitted already and gets nothing to send)."""
+    async def claim(self, delivery_ids: Sequence[int], *, at: datetime,
+                    stale_before: datetime | None = None) -> tuple[dict[int, int], list[int]]:
+        """pending/queued → sending, atomically, and so are deliveries left sending by a
+        worker that claimed them before ``stale_before`` (taken over). Returns the ids moved
+        with their attempt count (this one included), and the ids still sending under a
+        claim too recent to take over. A redelivered batch finds its deliveries submitted or
+        final already and gets nothing to send."""
         if not delivery_ids:
-            return []
+            return {}, []
         now = utc_text(at)
+        stale = utc_text(stale_before) if stale_before is not None else ""
 
-        async def op(conn: aiosqlite.Connection) -> list[int]:
+        async def op(conn: aiosqlite.Connection) -> tuple[dict[int, int], list[int]]:
+            ids = json.dumps(list(delivery_ids))
             rows = await conn.execute_fetchall(
                 "UPDATE deliveries SET state = ?, submitted_at = ?, updated_at = ?, attempts = attempts + 1 "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND state IN (?, ?) RETURNING id",
-                (DeliveryState.SUBMITTED.value, now, now, json.dumps(list(delivery_ids)), *NOT_YET_SENT))
-            return sorted(r[0] for r in rows)
+                "WHERE id IN (SELECT value FROM json_each(?)) AND (state IN (?, ?) OR "
+                "(state = ? AND submitted_at < ?)) RETURNING id, attempts",
+                (DeliveryState.SENDING.value, now, now, ids, *NOT_YET_SENT,
+                 DeliveryState.SENDING.value, stale))
+            claimed = {r[0]: r[1] for r in rows}
+            sending = await conn.execute_fetchall(
+                "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
+                (ids, DeliveryState.SENDING.value))
+            return claimed, sorted(r[0] for r in sending if r[0] not in claimed)
 
         return await self._write(op)
+
+    async def settle(self, submitted: Sequence[int], retries: Sequence[tuple[int, str]], *,
+                     at: datetime) -> None:
+        """After the provider answered, in one transaction: sending → submitted (the outcome
+        is being published), and sending → queued with the transient reason for those to be
+        retried (published again now, with a back-off)."""
+        if not submitted and not retries:
+            return
+        now = utc_text(at)
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                "UPDATE deliveries SET state = ?, updated_at = ? "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
+                (DeliveryState.SUBMITTED.value, now, json.dumps(list(submitted)),
+                 DeliveryState.SENDING.value))
+            await conn.executemany(
+                "UPDATE deliveries SET state = ?, reason = ?, published_at = ?, updated_at = ? "
+                "WHERE id = ? AND state = ?",
+                [(DeliveryState.QUEUED.value, reason, now, now, i, DeliveryState.SENDING.value)
+                 for i, reason in retries])
+
+        await self._write(op)
 
     async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
                               *, at: datetime) -> list[int]:
@@ -232,12 +271,12 @@ class CampaignSql(SqlBase):
         for delivery_id, state, reason, parts, cost in rows:
             allowed = NOT_YET_SENT if state in _UNSENT_OUTCOMES else OWED
             params.append((state.value, reason, parts, cost, now, delivery_id,
-                           *allowed, *([allowed[-1]] * (3 - len(allowed)))))
+                           *allowed, *([allowed[-1]] * (len(OWED) - len(allowed)))))
 
         async def op(conn: aiosqlite.Connection) -> list[int]:
             await conn.executemany(
                 "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
-                "WHERE id = ? AND state IN (?, ?, ?)", params)
+                "WHERE id = ? AND state IN (?, ?, ?, ?)", params)
             found = await conn.execute_fetchall(
                 "SELECT DISTINCT campaign_id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
                 (json.dumps([r[0] for r in rows]),))
@@ -254,7 +293,7 @@ class CampaignSql(SqlBase):
             rows = await conn.execute_fetchall(
                 "UPDATE campaigns SET state = ?, updated_at = ? "
                 "WHERE id IN (SELECT value FROM json_each(?)) AND state = ? AND NOT EXISTS "
-                "(SELECT 1 FROM deliveries d WHERE d.campaign_id = campaigns.id AND d.state IN (?, ?, ?)) "
+                "(SELECT 1 FROM deliveries d WHERE d.campaign_id = campaigns.id AND d.state IN (?, ?, ?, ?)) "
                 "RETURNING id",
                 (CampaignState.DONE.value, utc_text(at), json.dumps(list(campaign_ids)),
                  CampaignState.SENDING.value, *OWED))

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hub.broker.base import Message
+from hub.broker.base import Message, Retry
 from hub.config import Settings, SignatureSettings
 from hub.domain import CampaignState, Channel, EntityType, Role
 from hub.outputs.email_smtp import SimulatorEmailProvider
 from hub.outputs.ratelimit import TokenBucket
-from hub.outputs.simulator import SimulatorSmsProvider
-from hub.outputs.sms_text import SMS_PRICE_EUR
+from hub.outputs.simulator import SimulatorSmsProvider, SmsOutcome
+from hub.outputs.sms_text import SMS_PRICE_EUR, SmsText
 from hub.services import admin
 from hub.services.members import ADMIN
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
@@ -169,3 +170,130 @@ async def test_serve_sends_with_the_simulators(tmp_path: Path, keypairs: KEYS) -
         assert await hub.store.campaign_cost(campaign.id) > 0
     finally:
         await hub.stop()
+
+
+class FlakySms:
+    """An SMS provider that fails each number's first ``failures`` attempts transiently."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.tries: dict[str, int] = {}
+        self.sent: list[str] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def send(self, sms: SmsText, numbers: Sequence[str]) -> list[SmsOutcome]:
+        self.calls += 1
+        out: list[SmsOutcome] = []
+        for n in numbers:
+            tries = self.tries[n] = self.tries.get(n, 0) + 1
+            if tries <= self.failures:
+                out.append(SmsOutcome(n, False, sms.part_count, f"throttled ({tries})", permanent=False))
+            else:
+                self.sent.append(n)
+                out.append(SmsOutcome(n, True, sms.part_count))
+        return out
+
+
+def sms_worker(hub: Hub, provider: Any, **options: Any) -> ChannelWorker:
+    return ChannelWorker(Channel.SMS, hub.store, hub.broker, provider, TokenBucket(0),
+                         countersign=hub.ingest.countersign, **options)
+
+
+async def sms_states(hub: Hub, campaign_id: int) -> list[tuple[str, str | None, int]]:
+    found = await hub.store._read("SELECT state, reason, attempts FROM deliveries WHERE campaign_id = ? "
+                                  "AND channel = 'sms' ORDER BY id", (campaign_id,))
+    return [tuple(r) for r in found]  # type: ignore[misc]
+
+
+async def handle_when_due(worker: ChannelWorker, message: Message) -> None:
+    for _ in range(100):
+        try:
+            await worker.handle(message)
+            return
+        except Retry as exc:
+            assert exc.delay < 1
+            await asyncio.sleep(exc.delay)
+    raise AssertionError("never due")
+
+
+async def test_a_transient_failure_is_retried_then_delivered(hub: Hub, keypairs: KEYS) -> None:
+    provider = FlakySms(failures=1)
+    worker = sms_worker(hub, provider, retry_base=0.5)
+    tracker = Tracker(hub.store)
+    campaign = await hub.router.route(await post(hub, keypairs, cap("W-5")))
+    assert campaign is not None
+    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    await worker.handle(batch)
+    assert [m for m in await queued(hub, EVENTS_QUEUE) if m.topic == EVENTS_QUEUE] == []  # nothing final
+    assert [(s, r) for s, r, _ in await sms_states(hub, campaign.id)] == [("queued", "throttled (1)")] * 2
+    [again] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    body = json.loads(again.body)
+    assert body["attempt"] == 2 and len(body["deliveries"]) == 2
+    with pytest.raises(Retry):  # too early: handed back to the broker, not sent
+        await worker.handle(again)
+    calls = provider.calls
+    await handle_when_due(worker, again)
+    for event in await queued(hub, EVENTS_QUEUE):
+        await tracker.handle(event)
+    assert [(s, a) for s, _, a in await sms_states(hub, campaign.id)] == [("delivered", 2)] * 2
+    assert provider.calls > calls and sorted(provider.tries.values()) == [2, 2] and len(provider.sent) == 2
+
+
+async def test_after_the_budget_a_transient_failure_is_failed_with_the_last_reason(
+        hub: Hub, keypairs: KEYS) -> None:
+    provider = FlakySms(failures=99)
+    worker = sms_worker(hub, provider, retry_budget=3, retry_base=0.01)
+    tracker = Tracker(hub.store)
+    campaign = await hub.router.route(await post(hub, keypairs, cap("W-6")))
+    assert campaign is not None
+    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    await worker.handle(batch)
+    for _ in range(2):
+        [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+        await handle_when_due(worker, batch)
+    assert await queued(hub, CHANNEL_QUEUES[Channel.SMS]) == []  # no fourth attempt
+    messages = await queued(hub, EVENTS_QUEUE)
+    events = [json.loads(m.body) for m in messages if m.topic == EVENTS_QUEUE]
+    assert [{(o["state"], o["reason"]) for o in e} for e in events] == [{("failed", "throttled (3)")}]
+    for event in messages:
+        await tracker.handle(event)
+    assert await sms_states(hub, campaign.id) == [("failed", "throttled (3)", 3)] * 2
+    assert sorted(provider.tries.values()) == [3, 3]
+
+
+async def test_a_delivery_left_sending_by_a_killed_worker_is_sent_again(hub: Hub, keypairs: KEYS) -> None:
+    campaign = await hub.router.route(await post(hub, keypairs, cap("W-7")))
+    assert campaign is not None
+    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    ids = [d[0] for d in json.loads(batch.body)["deliveries"]]
+    claimed, _ = await hub.store.claim(ids, at=datetime.now(UTC))  # then kill -9: never sent
+    assert sorted(claimed) == sorted(ids)
+    assert {s for s, _, _ in await sms_states(hub, campaign.id)} == {"sending"}
+    # Another worker's claim, too recent to take over: the batch comes back later.
+    with pytest.raises(Retry):
+        await sms_worker(hub, FlakySms(0)).handle(batch)
+    # After a restart: the router's sweep republishes what was left sending...
+    await asyncio.sleep(0.01)
+    assert await hub.router.republish(published_before=datetime.now(UTC)) == 7  # sms + email/voice queued
+    [again] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    # ...and the new worker (sole sender of its channel, as with the embedded broker) sends it.
+    provider = FlakySms(0)
+    restarted = sms_worker(hub, provider, sole=True)
+    await restarted.handle(again)
+    assert len(provider.sent) == 2
+    assert {s for s, _, _ in await sms_states(hub, campaign.id)} == {"submitted"}
+    # Its outcome stored, a redelivered batch or another restart sends nothing twice.
+    await restarted.handle(Message(again.topic, again.body, attempt=2))
+    await sms_worker(hub, provider, sole=True).handle(batch)
+    assert len(provider.sent) == 2
+    assert await hub.router.republish(published_before=datetime.now(UTC)) == 5  # not the submitted sms
+    tracker = Tracker(hub.store)
+    for event in await queued(hub, EVENTS_QUEUE):
+        await tracker.handle(event)
+    assert [(s, a) for s, _, a in await sms_states(hub, campaign.id)] == [("delivered", 2)] * 2
