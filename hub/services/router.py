@@ -42,7 +42,8 @@ _SILENT = {Status.SYSTEM, Status.DRAFT}
 
 
 class RouterStore(Store, MemberStore, CampaignStore, Protocol):
-    pass
+    async def unrouted_alerts(self, *, limit: int = 1000) -> list[int]:
+        """Active Alerts and Updates without a campaign (their event never got routed)."""
 
 
 def delivery_batch(campaign: Campaign, channel: Channel, rows: Sequence[DeliveryRow]) -> bytes:
@@ -156,8 +157,11 @@ class Router:
 
     async def republish(self, *, published_before: datetime) -> int:
         """Hand the broker again every delivery still owed and not in flight (pending, or
-        queued before ``published_before``). Workers skip what was already sent, so a
-        delivery the broker did keep is not sent twice. Returns how many were published."""
+        queued before ``published_before``), after routing the accepted alerts whose event
+        never reached a router. Workers skip what was already sent, so a delivery the broker
+        did keep is not sent twice. Returns how many deliveries were published."""
+        for alert_id in await self._store.unrouted_alerts():
+            await self.route(alert_id)  # publishes what it plans
         total, after = 0, 0
         campaigns: dict[int, Campaign | None] = {}
         while True:

@@ -143,6 +143,16 @@ class AlertSql(SqlBase):
             "AND (expires_utc IS NULL OR expires_utc > ?)", (utc_text(now),))
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
+    async def unrouted_alerts(self, *, limit: int = 1000) -> list[int]:
+        """Active Alert and Update messages that have no campaign yet: their
+        ``alert.accepted`` event never reached a router (the broker lost it, or the hub
+        stopped between storing and publishing). Oldest first."""
+        rows = await self._read(
+            "SELECT a.id FROM alerts a WHERE a.state = 'active' AND a.msg_type IN ('Alert', 'Update') "
+            "AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.alert_id = a.id) ORDER BY a.id LIMIT ?",
+            (limit,))
+        return [int(r[0]) for r in rows]
+
     async def expire_alerts(self, now: datetime) -> list[int]:
         cutoff = utc_text(now)
 

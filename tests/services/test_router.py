@@ -166,3 +166,13 @@ async def test_serve_routes_what_it_accepts(tmp_path: Path, keypairs: dict[str, 
         assert campaign is not None and campaign.state in (CampaignState.SENDING, CampaignState.DONE)
     finally:
         await hub.stop()
+
+
+async def test_an_alert_whose_event_was_lost_is_routed_at_start_up(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    alert_id = await post(hub, keypairs, cap("L-1"))  # nobody consumes "route" in this hub
+    assert await hub.store.campaign_for_alert(alert_id) is None
+    await hub.router.republish(published_before=datetime.now(UTC))
+    campaign = await hub.store.campaign_for_alert(alert_id)
+    assert campaign is not None and campaign.state is CampaignState.SENDING
+    assert await hub.store.unrouted_alerts() == []
