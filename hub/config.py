@@ -82,6 +82,40 @@ class AmqpSettings:
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    """The SMS channel: its provider, the SMSC, the rate and the text."""
+
+    provider: Literal["simulator", "smpp"] = "simulator"
+    host: str = "127.0.0.1"  # the SMSC (SMPP 3.4, transceiver binds)
+    port: int = 2775
+    system_id: str = ""
+    password: str = ""
+    system_type: str = ""
+    binds: int = 4  # connections to the SMSC (a real one takes ~100-150 submits/s per bind)
+    source_addr: str = "1789"  # the sender shown on handsets: a short code, a number or letters
+    rate: float = 500.0  # SMS parts per second for this worker; 0 = unlimited
+    max_parts: int = 3  # the longest SMS, in parts; longer texts are cut
+    policy: Literal["ucs2", "downgrade"] = "ucs2"  # text outside GSM-7: UCS-2, or rewritten to GSM-7
+    prefix: str = "BE-Alert:"  # what every SMS starts with
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """The e-mail channel: its provider, the SMTP relay, the rate and the sender."""
+
+    provider: Literal["simulator", "smtp"] = "simulator"
+    host: str = "localhost"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str = ""  # AUTH when set
+    password: str = ""
+    pool_size: int = 4  # SMTP connections
+    batch_size: int = 500  # recipients per message (RCPT TO per transaction)
+    sender: str = "no-reply@hub.invalid"  # From, Reply-To and MAIL FROM
+    rate: float = 2500.0  # recipients per second for this worker; 0 = unlimited
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
@@ -96,6 +130,8 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     @property

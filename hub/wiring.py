@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hub.api.metrics import Metrics
 from hub.broker.base import Broker, Consumer
@@ -24,14 +25,16 @@ from hub.cap import devkeys
 from hub.config import Settings
 from hub.domain import Channel
 from hub.errors import ConfigError
-from hub.outputs.email_smtp import SimulatorEmailProvider
+from hub.outputs.email_smtp import SimulatorEmailProvider, SmtpProvider, SmtpSettings
 from hub.outputs.ratelimit import TokenBucket
 from hub.outputs.simulator import SimulatorSmsProvider
+from hub.outputs.smpp import Pool
+from hub.outputs.sms_smpp import SmppSmsProvider
 from hub.services.ingest import HubIdentity, Ingest
 from hub.services.members import Members
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE, ROUTE_QUEUE, ROUTE_TOPICS, Router
 from hub.services.tracker import EVENTS_TOPICS, Tracker
-from hub.services.worker import ChannelWorker
+from hub.services.worker import ChannelWorker, track_receipts
 from hub.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,6 @@ ALL_ROLES = frozenset({"api", "router", "worker", "tracker"})
 # "worker" runs a worker per channel; "worker:sms" (etc.) one channel's only.
 WORKER_ROLES = {f"worker:{c.value}": c for c in Channel}
 KNOWN_ROLES = ALL_ROLES | frozenset(WORKER_ROLES)
-# Rate limits of the simulator providers (tokens per second: SMS parts, e-mail recipients);
-# the seed figures. Real providers will take theirs from settings.
-SIM_RATES = {Channel.SMS: 500.0, Channel.VOICE: 0.0, Channel.EMAIL: 2_500.0}
 # With RabbitMQ, a queued delivery not taken by a worker within this time is published again
 # at start-up (workers skip what was already sent).
 REPUBLISH_AFTER = timedelta(minutes=10)
@@ -104,12 +104,37 @@ def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path
 
 
 def simulator_provider(channel: Channel) -> SimulatorSmsProvider | SimulatorEmailProvider | None:
-    """The provider a channel uses until real ones are wired (none for voice yet)."""
+    """The simulator provider of a channel (none for voice yet)."""
     if channel is Channel.SMS:
         return SimulatorSmsProvider()
     if channel is Channel.EMAIL:
         return SimulatorEmailProvider()
     return None
+
+
+def make_provider(settings: Settings, channel: Channel) -> Any:
+    """The provider the settings choose for ``channel`` (not opened yet): ``[sms] provider``
+    "simulator" or "smpp", ``[email] provider`` "simulator" or "smtp"; none for voice."""
+    if channel is Channel.SMS and settings.sms.provider == "smpp":
+        sms = settings.sms
+        pool = Pool(sms.host, sms.port, system_id=sms.system_id, password=sms.password,
+                    system_type=sms.system_type, binds=sms.binds)
+        return SmppSmsProvider(pool, sms.source_addr)
+    if channel is Channel.EMAIL and settings.email.provider == "smtp":
+        email = settings.email
+        return SmtpProvider(SmtpSettings(
+            host=email.host, port=email.port, security=email.security, username=email.username or None,
+            password=email.password or None, pool_size=email.pool_size, batch_size=email.batch_size))
+    return simulator_provider(channel)
+
+
+def channel_rate(settings: Settings, channel: Channel) -> float:
+    """Tokens per second for a channel's worker (SMS parts, e-mail recipients); 0 = unlimited."""
+    if channel is Channel.SMS:
+        return settings.sms.rate
+    if channel is Channel.EMAIL:
+        return settings.email.rate
+    return 0.0
 
 
 @dataclass
@@ -126,6 +151,7 @@ class Hub:
     executor: ThreadPoolExecutor
     created_keys: Path | None = None
     workers: dict[Channel, ChannelWorker] = field(default_factory=dict)
+    providers: dict[Channel, Any] = field(default_factory=dict)
     tracker: Tracker | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _audits: set[asyncio.Task[None]] = field(default_factory=set)
@@ -136,7 +162,8 @@ class Hub:
                     roles: frozenset[str] = ALL_ROLES) -> Hub:
         """Start the hub with the stages in ``roles``: "api" (HTTP, ingest, expiry sweeps)
         "router", "worker" (every channel, or "worker:sms" etc. for one) and "tracker".
-        `cap-hub serve` runs them all in one process. Workers use the simulator providers."""
+        `cap-hub serve` runs them all in one process. Workers use the providers the settings
+        choose (the simulators by default), opened here and closed by ``stop``."""
         unknown = roles - KNOWN_ROLES
         if unknown:
             raise ConfigError(f"unknown roles {sorted(unknown)}")
@@ -168,12 +195,25 @@ class Hub:
             hub._consumers.append(await broker.consume(EVENTS_QUEUE, EVENTS_TOPICS, hub.tracker.handle))
         channels = list(Channel) if "worker" in roles else \
             [WORKER_ROLES[r] for r in sorted(roles) if r in WORKER_ROLES]
-        for channel in channels:
-            worker = ChannelWorker(channel, store, broker, simulator_provider(channel),
-                                   TokenBucket(SIM_RATES[channel]), countersign=ingest.countersign,
-                                   sole=isinstance(broker, MemoryBroker))
-            hub.workers[channel] = worker
-            hub._consumers.append(await broker.consume(worker.queue, (worker.queue,), worker.handle))
+        try:
+            for channel in channels:
+                provider = make_provider(settings, channel)
+                if provider is not None:
+                    await provider.open()
+                    hub.providers[channel] = provider
+                if isinstance(provider, SmppSmsProvider):
+                    hub._tasks.append(asyncio.create_task(track_receipts(store, broker, provider.receipts)))
+                worker = ChannelWorker(channel, store, broker, provider,
+                                       TokenBucket(channel_rate(settings, channel)),
+                                       countersign=ingest.countersign,
+                                       sms_prefix=settings.sms.prefix, sms_max_parts=settings.sms.max_parts,
+                                       sms_policy=settings.sms.policy, sender=settings.email.sender,
+                                       sole=isinstance(broker, MemoryBroker))
+                hub.workers[channel] = worker
+                hub._consumers.append(await broker.consume(worker.queue, (worker.queue,), worker.handle))
+        except BaseException:
+            await hub.stop()
+            raise
         if "api" in roles:
             hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub
@@ -204,6 +244,11 @@ class Hub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for channel, provider in self.providers.items():
+            try:
+                await provider.close()
+            except Exception:  # the others still close
+                log.exception("could not close the %s provider", channel.value)
         await self.broker.close()
         await self.store.close()
         self.executor.shutdown(wait=True)

@@ -25,6 +25,9 @@ class SmsOutcome:
     parts: int
     reason: str = ""
     permanent: bool = True
+    # The SMSC's id per part when submitted to a real SMSC: the outcome then waits for the
+    # delivery receipts. Empty from the simulator, whose ok means delivered.
+    message_ids: tuple[str, ...] = ()
 
 
 class SmsProvider(Protocol):
@@ -34,8 +37,10 @@ class SmsProvider(Protocol):
 
     async def close(self) -> None: ...
 
-    async def send(self, sms: SmsText, numbers: Sequence[str]) -> list[SmsOutcome]:
-        """One outcome per number, in order."""
+    async def send(self, sms: SmsText, numbers: Sequence[str], *,
+                   tags: Sequence[object] | None = None) -> list[SmsOutcome]:
+        """One outcome per number, in order; ``tags`` (one per number, e.g. the delivery id)
+        come back with the receipts of a provider that has them."""
         ...
 
 
@@ -67,7 +72,8 @@ class SimulatorSmsProvider:
     async def close(self) -> None:
         pass
 
-    async def send(self, sms: SmsText, numbers: Sequence[str]) -> list[SmsOutcome]:
+    async def send(self, sms: SmsText, numbers: Sequence[str], *,
+                   tags: Sequence[object] | None = None) -> list[SmsOutcome]:
         rnd = self._random
         delay = rnd.uniform(*self.latency)
         if delay > 0:

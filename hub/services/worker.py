@@ -33,11 +33,22 @@ part and resend only what the SMSC did not take.) A delivery whose answer was st
 (submitted or final) is never sent again; one left submitted by a crash before its outcome
 was published keeps that state (sent once; the tracker's counts show it).
 
+**SMPP receipts.** With a real SMSC (:class:`hub.outputs.sms_smpp.SmppSmsProvider`) an SMS
+accepted by the SMSC is *submitted*, not delivered: the worker stores the message id of every
+part (``delivery_messages``, written before the ack, with the submitted marker) and publishes
+no outcome for it. :func:`track_receipts` reads the pool's receipts, records each part's
+final receipt in the store (matched by the in-memory tag, else by message id, so a receipt
+arriving hours later, after a restart, still finds its delivery) and, once every part of a
+delivery has its receipt, publishes the delivery's outcome to ``delivery.events``: delivered
+when every part was, else failed with the receipt's state (``UNDELIV err:...``), with the
+parts and their cost either way. A receipt for an id nobody knows is logged and dropped.
+
 Voice deliveries are skipped ("voice not yet available").
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,7 +64,9 @@ from hub.outputs.email_render import render_email
 from hub.outputs.email_smtp import EmailProvider
 from hub.outputs.ratelimit import TokenBucket, acquire
 from hub.outputs.simulator import SmsProvider
-from hub.outputs.sms_text import SmsText, sms_cost, sms_text
+from hub.outputs.smpp.receipts import Receipt, id_forms
+from hub.outputs.sms_smpp import SmppSmsProvider
+from hub.outputs.sms_text import Policy, SmsText, sms_cost, sms_text
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.store.base import CampaignStore, Store
 
@@ -64,6 +77,7 @@ NO_REPLY = "no-reply@hub.invalid"
 MESSAGE_ID_DOMAIN = "hub.invalid"
 CACHED_ALERTS = 64  # parsed alerts kept (one per campaign in flight)
 
+RECEIPT_BATCH = 1_000  # receipts stored and published together at most
 RETRY_BUDGET = 5  # attempts per delivery before a transient failure is final
 RETRY_BASE = 2.0  # seconds before the 2nd attempt; doubled for each next one
 RETRY_CAP = 300.0  # seconds, the longest back-off
@@ -78,9 +92,13 @@ BatchRow = tuple[int, str, str, int]
 @dataclass
 class Sent:
     """What one batch came to: final outcomes, transient failures to retry (each with its
-    attempt count and reason), and deliveries still sending under another worker's claim."""
+    attempt count and reason), deliveries still sending under another worker's claim, and
+    SMS submitted to an SMSC that wait for their receipts (with their message ids: delivery
+    id, message id, part, parts)."""
 
     outcomes: list[OutcomeRow] = field(default_factory=list)
+    awaiting: list[int] = field(default_factory=list)
+    message_ids: list[tuple[int, str, int, int]] = field(default_factory=list)
     retries: list[tuple[BatchRow, int, str]] = field(default_factory=list)
     busy: list[int] = field(default_factory=list)
 
@@ -99,7 +117,8 @@ class ChannelWorker:
     def __init__(self, channel: Channel, store: WorkerStore, broker: Broker, provider: Any,
                  bucket: TokenBucket, clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
                  countersign: Callable[[StoredAlert], Awaitable[bytes]] | None = None,
-                 sms_prefix: str = SMS_PREFIX, sender: str = NO_REPLY,
+                 sms_prefix: str = SMS_PREFIX, sms_max_parts: int = 3, sms_policy: Policy = "ucs2",
+                 sender: str = NO_REPLY,
                  retry_budget: int = RETRY_BUDGET, retry_base: float = RETRY_BASE,
                  retry_cap: float = RETRY_CAP, sending_grace: timedelta = SENDING_GRACE,
                  sole: bool = False) -> None:
@@ -118,6 +137,8 @@ class ChannelWorker:
         self._clock = clock
         self._countersign = countersign
         self._prefix = sms_prefix
+        self._max_parts = sms_max_parts
+        self._policy: Policy = sms_policy
         self._sender = sender
         self._alerts: dict[int, tuple[StoredAlert, Alert]] = {}
         self._sms: dict[tuple[int, int], SmsText] = {}
@@ -147,7 +168,8 @@ class ChannelWorker:
             raise Reject(f"no campaign {campaign_id}")
         sent = await self.deliver(campaign, alert_id, deliveries)
         now = self._clock()
-        await self._store.settle([r[0] for r in sent.outcomes],
+        await self._store.add_message_ids(sent.message_ids)
+        await self._store.settle([r[0] for r in sent.outcomes] + sent.awaiting,
                                  [(d[0], reason) for d, _, reason in sent.retries], at=now)
         if sent.outcomes:
             await self._broker.publish(EVENTS_QUEUE, outcomes_body(sent.outcomes))
@@ -198,12 +220,14 @@ class ChannelWorker:
             if not todo:
                 continue  # a redelivered batch: sent before
             if self.channel is Channel.SMS:
-                results = await self._send_sms(campaign, alert, info_index, todo)
+                results = await self._send_sms(campaign, alert, info_index, todo, sent)
             else:
                 results = await self._send_email(campaign, stored, alert, info_index, todo)
             for row, (outcome, transient) in zip(todo, results, strict=True):
                 attempt = claimed[row[0]]
-                if transient and attempt < self._budget:
+                if outcome[1] is DeliveryState.SUBMITTED:
+                    sent.awaiting.append(row[0])  # its receipts will tell
+                elif transient and attempt < self._budget:
                     sent.retries.append((row, attempt, outcome[2] or "transient failure"))
                 else:
                     out.append(outcome)
@@ -230,20 +254,30 @@ class ChannelWorker:
         key = (campaign.id, info_index)
         text = self._sms.get(key)
         if text is None:
-            text = self._sms[key] = sms_text(info, prefix=self._prefix)
+            text = self._sms[key] = sms_text(info, prefix=self._prefix, max_parts=self._max_parts,
+                                             policy=self._policy)
         return text
 
     async def _send_sms(self, campaign: Campaign, alert: Alert, info_index: int,
-                        todo: Sequence[BatchRow]) -> list[tuple[OutcomeRow, bool]]:
-        """One (outcome, transient) per delivery, in order."""
+                        todo: Sequence[BatchRow], sent: Sent) -> list[tuple[OutcomeRow, bool]]:
+        """One (outcome, transient) per delivery, in order; an SMS waiting for its receipts
+        has the state SUBMITTED, its message ids added to ``sent``."""
         sms = self._text(campaign, alert.infos[info_index], info_index)
         await acquire(self._bucket, sms.part_count * len(todo))
-        provider: SmsProvider = self._provider
-        results = await provider.send(sms, [d[1] for d in todo])
+        if isinstance(self._provider, SmppSmsProvider):
+            results = await self._provider.send(sms, [d[1] for d in todo], tags=[d[0] for d in todo])
+        else:
+            provider: SmsProvider = self._provider
+            results = await provider.send(sms, [d[1] for d in todo])
         out: list[tuple[OutcomeRow, bool]] = []
         for (delivery_id, *_), result in zip(todo, results, strict=True):
             cost = float(sms_cost(result.parts))  # a submitted SMS is billed, delivered or not
-            if result.ok:
+            if result.ok and result.message_ids:
+                n = len(result.message_ids)
+                sent.message_ids.extend((delivery_id, mid, i + 1, n)
+                                        for i, mid in enumerate(result.message_ids))
+                out.append(((delivery_id, DeliveryState.SUBMITTED, None, result.parts, cost), False))
+            elif result.ok:
                 out.append(((delivery_id, DeliveryState.DELIVERED, None, result.parts, cost), False))
             else:
                 out.append(((delivery_id, DeliveryState.FAILED, result.reason, result.parts, cost),
@@ -274,3 +308,39 @@ class ChannelWorker:
             else:
                 out.append(((delivery_id, DeliveryState.FAILED, result.reason, 0, 0.0), not result.permanent))
         return out
+
+
+def _receipt_row(receipt: Receipt) -> tuple[tuple[str, ...], int | None, int, int, bool, str | None]:
+    reason = None if receipt.delivered else receipt.state + (f" err:{receipt.error}" if receipt.error else "")
+    tag = receipt.tag if isinstance(receipt.tag, int) else None
+    return id_forms(receipt.message_id), tag, receipt.part, receipt.parts, receipt.delivered, reason
+
+
+async def record_receipts(store: CampaignStore, broker: Broker,
+                          receipts: Sequence[Receipt]) -> list[OutcomeRow]:
+    """Store final receipts per part; publish (and return) the outcomes of the deliveries
+    whose every part now has its receipt."""
+    final = [r for r in receipts if r.final]
+    if not final:
+        return []
+    done = await store.message_receipts([_receipt_row(r) for r in final])
+    rows: list[OutcomeRow] = [
+        (delivery_id, DeliveryState.DELIVERED if ok else DeliveryState.FAILED, reason, parts,
+         float(sms_cost(parts)))
+        for delivery_id, ok, reason, parts in done]
+    if rows:
+        await broker.publish(EVENTS_QUEUE, outcomes_body(rows))
+    return rows
+
+
+async def track_receipts(store: CampaignStore, broker: Broker, queue: asyncio.Queue[Receipt]) -> None:
+    """Run until cancelled: receipts from ``queue`` (the SMPP pool's), stored and published
+    in batches of what has arrived (at most ``RECEIPT_BATCH``)."""
+    while True:
+        batch = [await queue.get()]
+        while len(batch) < RECEIPT_BATCH and not queue.empty():
+            batch.append(queue.get_nowait())
+        try:
+            await record_receipts(store, broker, batch)
+        except Exception:  # keep reading: a later receipt of the same delivery completes it
+            log.exception("could not record %d delivery receipts", len(batch))

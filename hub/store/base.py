@@ -285,6 +285,19 @@ class CampaignStore(Protocol):
     async def campaign_cost(self, campaign_id: int) -> float:
         """What the campaign's deliveries cost so far, in euro."""
 
+    async def add_message_ids(self, rows: Sequence[tuple[int, str, int, int]]) -> None:
+        """Index the provider's message ids: (delivery id, message id, part, parts). An id
+        already known (its receipt came first) is kept as it is."""
+
+    async def message_receipts(
+        self, rows: Sequence[tuple[Sequence[str], int | None, int, int, bool, str | None]],
+    ) -> list[tuple[int, bool, str | None, int]]:
+        """Record final receipts: (the message id's forms, canonical first; the delivery id
+        when already known, else None; part; parts; delivered; reason). An id found in
+        neither the index nor a known delivery is ignored. Returns, for each delivery whose
+        every part now has its receipt, (delivery id, all delivered, first failure's reason,
+        parts)."""
+
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
             list[MemberRow], list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[str, int]]]:
         """Members, phones, e-mails and memberships of these groups, for the router."""

@@ -239,11 +239,28 @@ ALTER TABLE deliveries ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN cost_eur REAL NOT NULL DEFAULT 0;
 """
 
+V5 = """
+-- The SMSC's message id of every SMS part submitted, so that a delivery receipt, even one
+-- arriving hours later after a restart, finds its delivery. ``state`` is the part's final
+-- receipt ('delivered' or 'failed'), NULL until it comes; a delivery is delivered when
+-- every one of its ``parts`` is.
+CREATE TABLE delivery_messages (
+    message_id TEXT PRIMARY KEY,
+    delivery_id INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    state TEXT,
+    reason TEXT
+);
+CREATE INDEX delivery_messages_delivery ON delivery_messages (delivery_id);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
     (3, V3),
     (4, V4),
+    (5, V5),
 ]
 
 _VERSION_TABLE = """

@@ -306,6 +306,59 @@ class CampaignSql(SqlBase):
                                    (campaign_id,))
         return round(float(row[0]), 6) if row is not None else 0.0
 
+    async def add_message_ids(self, rows: Sequence[tuple[int, str, int, int]]) -> None:
+        if not rows:
+            return
+
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(
+                "INSERT INTO delivery_messages (delivery_id, message_id, part, parts) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (message_id) DO NOTHING", rows)
+
+        await self._write(op)
+
+    async def message_receipts(
+        self, rows: Sequence[tuple[Sequence[str], int | None, int, int, bool, str | None]],
+    ) -> list[tuple[int, bool, str | None, int]]:
+        if not rows:
+            return []
+
+        async def op(conn: aiosqlite.Connection) -> list[tuple[int, bool, str | None, int]]:
+            touched: dict[int, None] = {}
+            for forms, known, part, parts, delivered, reason in rows:
+                if not forms:
+                    continue
+                state = "delivered" if delivered else "failed"
+                found = await conn.execute_fetchall(
+                    "SELECT message_id, delivery_id FROM delivery_messages "
+                    "WHERE message_id IN (SELECT value FROM json_each(?))", (json.dumps(list(forms)),))
+                if found:
+                    by_id = {r[0]: r[1] for r in found}
+                    message_id = next(f for f in forms if f in by_id)
+                    await conn.execute(
+                        "UPDATE delivery_messages SET state = ?, reason = ? WHERE message_id = ? "
+                        "AND state IS NULL", (state, reason, message_id))
+                    touched[by_id[message_id]] = None
+                elif known is not None:  # the receipt overtook the worker's index write
+                    await conn.execute(
+                        "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state, reason) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                        (known, forms[0], part, parts, state, reason))
+                    touched[known] = None
+            done: list[tuple[int, bool, str | None, int]] = []
+            for delivery_id in touched:
+                row = await conn.execute_fetchall(
+                    "SELECT COUNT(*), MAX(parts), SUM(state IS NOT NULL), SUM(state = 'failed'), "
+                    "MIN(CASE WHEN state = 'failed' THEN reason END) "
+                    "FROM delivery_messages WHERE delivery_id = ?", (delivery_id,))
+                count, parts_max, final, failed, reason = next(iter(row))
+                parts = max(int(count), int(parts_max or 0))
+                if int(final or 0) >= parts:
+                    done.append((delivery_id, not failed, reason, parts))
+            return done
+
+        return await self._write(op)
+
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
             list[tuple[int, str, float | None, float | None, str | None]],
             list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[str, int]]]:
