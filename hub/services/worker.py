@@ -51,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -76,6 +76,7 @@ SMS_PREFIX = "BE-Alert:"
 NO_REPLY = "no-reply@hub.invalid"
 MESSAGE_ID_DOMAIN = "hub.invalid"
 CACHED_ALERTS = 64  # parsed alerts kept (one per campaign in flight)
+CANCEL_CHECK = 0.25  # seconds between looks at the campaign's state while a batch is sent
 
 RECEIPT_BATCH = 1_000  # receipts stored and published together at most
 RETRY_BUDGET = 5  # attempts per delivery before a transient failure is final
@@ -263,7 +264,16 @@ class ChannelWorker:
         """One (outcome, transient) per delivery, in order; an SMS waiting for its receipts
         has the state SUBMITTED, its message ids added to ``sent``."""
         sms = self._text(campaign, alert.infos[info_index], info_index)
-        await acquire(self._bucket, sms.part_count * len(todo))
+        out: list[tuple[OutcomeRow, bool]] = []
+        async for chunk, rest in self._paced(campaign, todo, sms.part_count):
+            if chunk is None:  # the campaign was cancelled while this batch was being sent
+                out.extend(_cancelled(rest))
+                break
+            out.extend(await self._send_sms_chunk(sms, chunk, sent))
+        return out
+
+    async def _send_sms_chunk(self, sms: SmsText, todo: Sequence[BatchRow],
+                              sent: Sent) -> list[tuple[OutcomeRow, bool]]:
         if isinstance(self._provider, SmppSmsProvider):
             results = await self._provider.send(sms, [d[1] for d in todo], tags=[d[0] for d in todo])
         else:
@@ -298,16 +308,41 @@ class ChannelWorker:
                           todo: Sequence[BatchRow]) -> list[tuple[OutcomeRow, bool]]:
         """One (outcome, transient) per delivery, in order."""
         body = await self._email(campaign, stored, alert, info_index)
-        await acquire(self._bucket, len(todo))
         provider: EmailProvider = self._provider
-        results = await provider.send(body, self._sender, [d[1] for d in todo])
         out: list[tuple[OutcomeRow, bool]] = []
-        for (delivery_id, *_), result in zip(todo, results, strict=True):
-            if result.ok:
-                out.append(((delivery_id, DeliveryState.DELIVERED, None, 0, 0.0), False))
-            else:
-                out.append(((delivery_id, DeliveryState.FAILED, result.reason, 0, 0.0), not result.permanent))
+        async for chunk, rest in self._paced(campaign, todo, 1):
+            if chunk is None:
+                out.extend(_cancelled(rest))
+                break
+            results = await provider.send(body, self._sender, [d[1] for d in chunk])
+            for (delivery_id, *_), result in zip(chunk, results, strict=True):
+                if result.ok:
+                    out.append(((delivery_id, DeliveryState.DELIVERED, None, 0, 0.0), False))
+                else:
+                    out.append(((delivery_id, DeliveryState.FAILED, result.reason, 0, 0.0),
+                                not result.permanent))
         return out
+
+    async def _paced(self, campaign: Campaign, todo: Sequence[BatchRow],
+                     cost: int) -> AsyncIterator[tuple[Sequence[BatchRow] | None, Sequence[BatchRow]]]:
+        """The batch in chunks no larger than the rate limit's burst, each yielded once its
+        tokens are taken (``cost`` each: SMS parts, one per e-mail recipient), so that no
+        second goes over the rate and a Cancel is seen between chunks (looked up at most
+        every CANCEL_CHECK seconds): then ``(None, what was not sent)`` ends it."""
+        bucket = self._bucket
+        size = len(todo) if bucket.unlimited else max(1, int(bucket.burst // max(cost, 1)))
+        checked = asyncio.get_running_loop().time()
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            now = asyncio.get_running_loop().time()
+            if start and now - checked >= CANCEL_CHECK:
+                checked = now
+                current = await self._store.campaign(campaign.id)
+                if current is not None and current.state is CampaignState.CANCELLED:
+                    yield None, todo[start:]
+                    return
+            await acquire(bucket, cost * len(chunk))
+            yield chunk, ()
 
 
 def _receipt_row(receipt: Receipt) -> tuple[tuple[str, ...], int | None, int, int, bool, str | None]:
@@ -344,3 +379,8 @@ async def track_receipts(store: CampaignStore, broker: Broker, queue: asyncio.Qu
             await record_receipts(store, broker, batch)
         except Exception:  # keep reading: a later receipt of the same delivery completes it
             log.exception("could not record %d delivery receipts", len(batch))
+
+
+def _cancelled(rows: Sequence[BatchRow]) -> list[tuple[OutcomeRow, bool]]:
+    """Deliveries this worker claimed but will not send: the campaign was cancelled."""
+    return [((d[0], DeliveryState.CANCELLED, "cancelled", 0, 0.0), False) for d in rows]

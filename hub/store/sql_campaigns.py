@@ -269,7 +269,10 @@ class CampaignSql(SqlBase):
         now = utc_text(at)
         params = []
         for delivery_id, state, reason, parts, cost in rows:
-            allowed = NOT_YET_SENT if state in _UNSENT_OUTCOMES else OWED
+            # A delivery being sent ('sending') may still be cancelled or skipped by the worker
+            # that claimed it, when it stops before sending; never once it was submitted.
+            allowed = (*NOT_YET_SENT, DeliveryState.SENDING.value) \
+                if state in _UNSENT_OUTCOMES else OWED
             params.append((state.value, reason, parts, cost, now, delivery_id,
                            *allowed, *([allowed[-1]] * (len(OWED) - len(allowed)))))
 

@@ -1,0 +1,288 @@
+"""Benchmark of the channel workers end to end: ``Hub.start`` with the real providers.
+
+    PYTHONPATH=. .venv/bin/python bench/delivery.py [--sms 20000] [--emails 50000]
+                                                    [--precision-seconds 30] [--skip-precision]
+
+(a) SMS, ``[sms] provider = "smpp"``, rate 0 (unlimited): N members with a mobile number,
+    one alert posted, timed from the post (ingest + route) until every SMS is submitted
+    (stored submitted or delivered) and until every one is delivered (receipts). Beside it,
+    bench/sms_smpp.py's bare asyncio SMPP client on the same simulator in the same run.
+(b) E-mail, ``[email] provider = "smtp"``, rate 0: N members with an address, to an aiosmtpd
+    sink in a child process; timed from the post until every delivery is delivered. Beside
+    it, bench/email_smtp.py's bare aiosmtplib batch loop on the same sink, same batch size
+    and connections, in the same run.
+(c) Rate precision: SMS at 500/s and e-mail at 2,500/s for ``--precision-seconds`` each.
+    Achieved rate = (count - 1) / (last - first arrival); the largest count in any 1-second
+    window, from the SMSC's submit lines (stamped as read from its stdout, see
+    tests/peers/smsc_timed.py) and from the sink's DATA arrival times (recipients per message).
+
+Targets (issue 6): >= 5,000 submits/s and >= 0.8x the bare SMPP client; >= 5,000
+recipients/s and >= 0.8x bare aiosmtplib; achieved rate within 2% of the setting and never
+above it in any 1-second window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import logging
+import multiprocessing as mp
+import tempfile
+import time
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+from bench.email_smtp import SENDER, free_port, message
+from bench.email_smtp import run_bare as smtp_bare
+from bench.sms_smpp import run_bare as smpp_bare
+from hub.cap import devkeys
+from hub.config import EmailSettings, Settings, SignatureSettings, SmsSettings
+from hub.domain import EntityType, Role
+from hub.services import admin
+from hub.services.members import ADMIN
+from hub.wiring import Hub
+from tests.peers.smsc_peer import Smsc
+from tests.peers.smsc_timed import TimedSmsc
+from tests.services.test_router import TERRITORY, cap, post
+
+KEYS = {"police": devkeys.new_identity("police")}
+
+
+def members_csv(n: int, *, sms: bool, email: bool) -> bytes:
+    rows = [b"naam;gsm;telefoon;e-mail;taal"]
+    for i in range(n):
+        gsm = f"04{70 + i // 1_000_000}{i % 1_000_000:06d}" if sms else ""
+        mail = f"user{i:06d}@example.org" if email else ""
+        rows.append(f"M{i};{gsm};;{mail};nl".encode())
+    return b"\n".join(rows) + b"\n"
+
+
+async def start(data: Path, n: int, *, sms: SmsSettings | None = None,
+                email: EmailSettings | None = None) -> Hub:
+    sections: dict[str, Any] = {}
+    if sms is not None:
+        sections["sms"] = sms
+    if email is not None:
+        sections["email"] = email
+    hub = await Hub.start(Settings(data_dir=str(data), signature=SignatureSettings(), **sections), data)
+    entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
+                                       certificates=[("t", KEYS["police"][1])])
+    await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
+    await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
+    await hub.members.import_csv(ADMIN, "plp-a", members_csv(n, sms=sms is not None, email=email is not None))
+    return hub
+
+
+async def states(hub: Hub, channel: str) -> dict[str, int]:
+    rows = await hub.store._read("SELECT state, COUNT(*) FROM deliveries WHERE channel = ? GROUP BY state",
+                                 (channel,))
+    return {r[0]: r[1] for r in rows}
+
+
+async def run_campaign(hub: Hub, channel: str, n: int, ident: str, timeout: float) -> tuple[float, float]:
+    """Post one alert; seconds until all are submitted (or final), and until all delivered."""
+    t0 = time.perf_counter()
+    await post(hub, KEYS, cap(ident))
+    t_sub = None
+    deadline = t0 + timeout
+    while time.perf_counter() < deadline:
+        s = await states(hub, channel)
+        if t_sub is None and s.get("submitted", 0) + s.get("delivered", 0) + s.get("failed", 0) >= n:
+            t_sub = time.perf_counter() - t0
+        if s.get("delivered", 0) >= n:
+            return t_sub or time.perf_counter() - t0, time.perf_counter() - t0
+        if sum(v for k, v in s.items() if k in ("failed", "cancelled", "skipped")):
+            raise SystemExit(f"{channel}: not all delivered: {s}")
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"{channel}: timed out: {await states(hub, channel)}")
+
+
+def windows(times: list[float], weights: list[int] | None = None) -> tuple[float, int]:
+    """(achieved rate, the largest count in any 1-second window) of sorted arrival times."""
+    if weights is None:
+        weights = [1] * len(times)
+    total = sum(weights)
+    span = times[-1] - times[0]
+    # a window [t, t+1) starting at each arrival holds the most for that start
+    cum = [0]
+    for w in weights:
+        cum.append(cum[-1] + w)
+    best = 0
+    for i, t in enumerate(times):
+        j = bisect.bisect_left(times, t + 1.0)
+        best = max(best, cum[j] - cum[i])
+    # the rate over the span between the first and last arrival (the first batch's count excluded)
+    rate = (total - weights[0]) / span if span > 0 else float("inf")
+    return rate, best
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+async def bench_sms(args: argparse.Namespace, root: Path) -> None:
+    n = args.sms
+    peer = Smsc("--receipts", "delivered", "--quiet")
+    try:
+        await smpp_bare(peer.port, 2000, 4, 256)  # warm-up of the node peer
+        bare = await smpp_bare(peer.port, n, 4, 256)
+        sms = SmsSettings(provider="smpp", host="127.0.0.1", port=peer.port, system_id="bench", password="pw",
+                          binds=4, rate=0.0)
+        hub = await start(root / "sms", n, sms=sms)
+        try:
+            t_sub, t_all = await run_campaign(hub, "sms", n, "B-SMS", 300)
+        finally:
+            await hub.stop()
+    finally:
+        peer.stop()
+    bare_rate, sub_rate, all_rate = n / bare, n / t_sub, n / t_all
+    print(f"(a) SMS, {n} recipients, rate 0, 4 binds, node-smpp peer with receipts")
+    print(f"  bare SMPP client (bench/sms_smpp.py, 4 x 256): {bare_rate:8.0f} submits/s ({bare:.2f} s)")
+    print(f"  hub: post -> all submitted                   {sub_rate:8.0f} submits/s ({t_sub:.2f} s)"
+          f"  {sub_rate / bare_rate:.2f}x bare")
+    print(f"  hub: post -> all delivered (receipts)        {all_rate:8.0f} submits/s ({t_all:.2f} s)"
+          f"  {all_rate / bare_rate:.2f}x bare")
+    print(f"  targets: >= 5,000/s {verdict(all_rate >= 5000)} (submitted: {verdict(sub_rate >= 5000)}); "
+          f">= 0.8x bare {verdict(all_rate >= 0.8 * bare_rate)} "
+          f"(submitted: {verdict(sub_rate >= 0.8 * bare_rate)})")
+
+
+def _sink(port: int, counter: Synchronized[int], ready: Any, log_path: str) -> None:
+    """Child process: aiosmtpd accepting everything; one line "time recipients" per DATA."""
+    from aiosmtpd.smtp import SMTP, Envelope, Session
+
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
+    out = open(log_path, "a", buffering=1)  # open for the process's life
+
+    class Count:
+        async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+            with counter.get_lock():
+                counter.value += len(envelope.rcpt_tos)
+            out.write(f"{time.time():.6f} {len(envelope.rcpt_tos)}\n")
+            return "250 OK"
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(Count(), hostname="sink"), "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def arrivals(log_path: Path, since: float) -> tuple[list[float], list[int]]:
+    times, counts = [], []
+    for line in log_path.read_text().splitlines():
+        t, c = line.split()
+        if float(t) >= since:
+            times.append(float(t))
+            counts.append(int(c))
+    return times, counts
+
+
+async def bench_email(args: argparse.Namespace, root: Path, port: int, counter: Synchronized[int]) -> None:
+    n = args.emails
+    msg = message()
+    rcpts = [f"user{i:06d}@example.org" for i in range(n)]
+    await smtp_bare(port, msg, rcpts[:5000], 500, 4)  # warm-up
+    before = counter.value
+    bare = await smtp_bare(port, msg, rcpts, 500, 4)
+    assert counter.value - before == n
+    email = EmailSettings(provider="smtp", host="127.0.0.1", port=port, pool_size=4, batch_size=500,
+                          sender=SENDER, rate=0.0)
+    hub = await start(root / "email", n, email=email)
+    try:
+        before = counter.value
+        _, t_all = await run_campaign(hub, "email", n, "B-MAIL", 300)
+        got = counter.value - before
+    finally:
+        await hub.stop()
+    bare_rate, rate = n / bare, n / t_all
+    print(f"(b) e-mail, {n} recipients, rate 0, batch 500, 4 connections, aiosmtpd sink in a child process")
+    print(f"  bare aiosmtplib loop (bench/email_smtp.py): {bare_rate:8.0f} recipients/s ({bare:.2f} s)")
+    print(f"  hub: post -> all delivered                 {rate:8.0f} recipients/s ({t_all:.2f} s)"
+          f"  {rate / bare_rate:.2f}x bare   (sink counted {got})")
+    print(f"  targets: >= 5,000/s {verdict(rate >= 5000)}; >= 0.8x bare {verdict(rate >= 0.8 * bare_rate)}")
+
+
+def precision_line(what: str, setting: float, times: list[float], weights: list[int] | None) -> None:
+    rate, peak = windows(times, weights)
+    within = abs(rate - setting) <= 0.02 * setting
+    print(f"  {what} at {setting:.0f}/s: achieved {rate:8.1f}/s ({rate / setting:.3f}x, within 2% "
+          f"{verdict(within)}); max in any 1-s window {peak} (never above {setting:.0f}: "
+          f"{verdict(peak <= setting)}); {sum(weights or [1] * len(times))} "
+          f"over {times[-1] - times[0]:.1f} s")
+
+
+async def bench_precision(args: argparse.Namespace, root: Path, port: int, log_path: Path) -> None:
+    secs = args.precision_seconds
+    print(f"(c) rate precision, {secs:.0f} s each")
+    n_sms = int(500 * secs)
+    peer = TimedSmsc("--receipts", "delivered")
+    try:
+        sms = SmsSettings(provider="smpp", host="127.0.0.1", port=peer.port, system_id="bench", password="pw",
+                          binds=4, rate=500.0)
+        hub = await start(root / "sms-rate", n_sms, sms=sms)
+        try:
+            await run_campaign(hub, "sms", n_sms, "B-SMS-R", secs * 3 + 60)
+        finally:
+            await hub.stop()
+        times = sorted(s["t"] for s in peer.submits(accepted_only=True))
+    finally:
+        peer.stop()
+    precision_line("SMS", 500, times, None)
+    n_mail = int(2500 * secs)
+    email = EmailSettings(provider="smtp", host="127.0.0.1", port=port, pool_size=4, batch_size=500,
+                          sender=SENDER, rate=2500.0)
+    hub = await start(root / "email-rate", n_mail, email=email)
+    try:
+        since = time.time()
+        await run_campaign(hub, "email", n_mail, "B-MAIL-R", secs * 3 + 60)
+    finally:
+        await hub.stop()
+    times, counts = arrivals(log_path, since)
+    precision_line("e-mail", 2500, times, counts)
+
+
+async def bench(args: argparse.Namespace, port: int, counter: Synchronized[int], log_path: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="caphub-bench-") as tmp:
+        root = Path(tmp)
+        if args.sms:
+            await bench_sms(args, root)
+        if args.emails:
+            await bench_email(args, root, port, counter)
+        if not args.skip_precision:
+            await bench_precision(args, root, port, log_path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sms", type=int, default=20_000)
+    ap.add_argument("--emails", type=int, default=50_000)
+    ap.add_argument("--precision-seconds", type=float, default=30.0)
+    ap.add_argument("--skip-precision", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    ctx = mp.get_context("spawn")
+    counter: Synchronized[int] = ctx.Value("q", 0)
+    ready = ctx.Event()
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="caphub-sink-") as tmp:
+        log_path = Path(tmp) / "arrivals.txt"
+        log_path.touch()
+        sink = ctx.Process(target=_sink, args=(port, counter, ready, str(log_path)), daemon=True)
+        sink.start()
+        try:
+            if not ready.wait(10):
+                raise SystemExit("the sink did not start")
+            asyncio.run(bench(args, port, counter, log_path))
+        finally:
+            sink.terminate()
+            sink.join(5)
+
+
+if __name__ == "__main__":
+    main()
