@@ -327,34 +327,46 @@ class CampaignSql(SqlBase):
             return []
 
         async def op(conn: aiosqlite.Connection) -> list[tuple[int, bool, str | None, int]]:
+            # A few statements for the whole batch (a thread hop each), not three per receipt;
+            # the same outcome as looking each receipt up in turn: a row a receipt inserts is
+            # found by a later one (in ``by_id``), an update applies once (``state IS NULL``).
+            wanted = list({f: None for forms, *_ in rows for f in forms})
+            by_id: dict[str, int] = {r[0]: r[1] for r in await conn.execute_fetchall(
+                "SELECT message_id, delivery_id FROM delivery_messages "
+                "WHERE message_id IN (SELECT value FROM json_each(?))", (json.dumps(wanted),))}
             touched: dict[int, None] = {}
+            updates: list[tuple[str, str | None, str]] = []
+            inserts: list[tuple[int, str, int, int, str, str | None]] = []
             for forms, known, part, parts, delivered, reason in rows:
                 if not forms:
                     continue
                 state = "delivered" if delivered else "failed"
-                found = await conn.execute_fetchall(
-                    "SELECT message_id, delivery_id FROM delivery_messages "
-                    "WHERE message_id IN (SELECT value FROM json_each(?))", (json.dumps(list(forms)),))
-                if found:
-                    by_id = {r[0]: r[1] for r in found}
-                    message_id = next(f for f in forms if f in by_id)
-                    await conn.execute(
-                        "UPDATE delivery_messages SET state = ?, reason = ? WHERE message_id = ? "
-                        "AND state IS NULL", (state, reason, message_id))
+                message_id = next((f for f in forms if f in by_id), None)
+                if message_id is not None:
+                    updates.append((state, reason, message_id))
                     touched[by_id[message_id]] = None
                 elif known is not None:  # the receipt overtook the worker's index write
-                    await conn.execute(
-                        "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state, reason) "
-                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-                        (known, forms[0], part, parts, state, reason))
+                    inserts.append((known, forms[0], part, parts, state, reason))
+                    by_id[forms[0]] = known
                     touched[known] = None
+            if inserts:
+                await conn.executemany(
+                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", inserts)
+            if updates:
+                await conn.executemany(
+                    "UPDATE delivery_messages SET state = ?, reason = ? WHERE message_id = ? "
+                    "AND state IS NULL", updates)
+            if not touched:
+                return []
+            tally = {r[0]: tuple(r[1:]) for r in await conn.execute_fetchall(
+                "SELECT delivery_id, COUNT(*), MAX(parts), SUM(state IS NOT NULL), SUM(state = 'failed'), "
+                "MIN(CASE WHEN state = 'failed' THEN reason END) FROM delivery_messages "
+                "WHERE delivery_id IN (SELECT value FROM json_each(?)) GROUP BY delivery_id",
+                (json.dumps(list(touched)),))}
             done: list[tuple[int, bool, str | None, int]] = []
             for delivery_id in touched:
-                row = await conn.execute_fetchall(
-                    "SELECT COUNT(*), MAX(parts), SUM(state IS NOT NULL), SUM(state = 'failed'), "
-                    "MIN(CASE WHEN state = 'failed' THEN reason END) "
-                    "FROM delivery_messages WHERE delivery_id = ?", (delivery_id,))
-                count, parts_max, final, failed, reason = next(iter(row))
+                count, parts_max, final, failed, reason = tally.get(delivery_id, (0, None, None, None, None))
                 parts = max(int(count), int(parts_max or 0))
                 if int(final or 0) >= parts:
                     done.append((delivery_id, not failed, reason, parts))
