@@ -8,11 +8,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from hub.broker.base import Message
 from hub.cap.sign import sign
-from hub.config import Settings, SignatureSettings
+from hub.config import Settings
 from hub.domain import CampaignState, DeliveryState, EntityType, Role
 from hub.services import admin
 from hub.services.ingest import Caller
@@ -40,21 +38,6 @@ def cap(identifier: str, *, msg_type: str = "Alert", references: str = "", statu
     return (f'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>{identifier}</identifier>'
             f"<sender>pz@example.be</sender><sent>{sent.isoformat()}</sent><status>{status}</status>"
             f"<msgType>{msg_type}</msgType><scope>Public</scope>{refs}{info}</alert>").encode()
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, keypairs: dict[str, tuple[bytes, bytes]]) -> Hub:  # type: ignore[misc]
-    hub = await Hub.start(Settings(data_dir=str(tmp_path), signature=SignatureSettings()), tmp_path,
-                          roles=frozenset({"api"}))  # the router is driven by hand here
-    entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
-                                       certificates=[("t", keypairs["police"][1])])
-    await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
-    await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
-    await hub.members.add_group(ADMIN, entity, "plp-b", "PLP B", territory=TERRITORY)
-    await hub.members.import_csv(ADMIN, "plp-a", MEMBERS)
-    await hub.members.import_csv(ADMIN, "plp-b", MEMBERS.splitlines()[0] + b"\n" + MEMBERS.splitlines()[1])
-    yield hub
-    await hub.stop()
 
 
 async def post(hub: Hub, keypairs: dict[str, tuple[bytes, bytes]], data: bytes) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,25 +27,11 @@ from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.services.tracker import EVENTS_TOPICS, Tracker
 from hub.services.worker import ChannelWorker
 from hub.wiring import Hub
+
+# The router's tests' hub: stages driven by hand, on a real store and the embedded broker.
 from tests.services.test_router import MEMBERS, TERRITORY, cap, post, queued
 
 KEYS = dict[str, tuple[bytes, bytes]]
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, keypairs: KEYS) -> AsyncIterator[Hub]:
-    """As the router's tests: stages driven by hand, on a real store and embedded broker."""
-    hub = await Hub.start(Settings(data_dir=str(tmp_path), signature=SignatureSettings()), tmp_path,
-                          roles=frozenset({"api"}))
-    entity, _ = await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, ["pz@example.be"],
-                                       certificates=[("t", keypairs["police"][1])])
-    await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
-    await hub.members.add_group(ADMIN, entity, "plp-a", "PLP A", territory=TERRITORY)
-    await hub.members.add_group(ADMIN, entity, "plp-b", "PLP B", territory=TERRITORY)
-    await hub.members.import_csv(ADMIN, "plp-a", MEMBERS)
-    await hub.members.import_csv(ADMIN, "plp-b", MEMBERS.splitlines()[0] + b"\n" + MEMBERS.splitlines()[1])
-    yield hub
-    await hub.stop()
 
 
 def workers(hub: Hub, *, clock_skew: timedelta = timedelta(0)) -> dict[Channel, ChannelWorker]:
