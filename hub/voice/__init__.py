@@ -1,0 +1,1 @@
+"""The voice channel: the spoken script (SSML), speech (TTS), SIP calls and the voice worker."""
