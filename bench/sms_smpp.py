@@ -8,6 +8,9 @@ after each submit_sm_resp, no per-submit log) serves both runs, one after the ot
 * ours: ``Pool`` with ``--binds`` binds of ``--window`` in-flight requests each; N single-part
   GSM-7 messages submitted concurrently with a tag each; timed until every submit returned its
   id ("submits/s") and until every receipt came back correlated to its tag ("with receipts").
+* provider: the SMS worker's path, ``SmppSmsProvider.send`` of one text to chunks of 500
+  numbers (the worker's chunk at rate 0), all chunks at once, on the same kind of pool: the
+  bulk path of hub/outputs/smpp/bulk.py, no coroutine per submit.
 * bare: the same binds and window as a raw asyncio Protocol: hand-packed submit_sm frames, the
   next one written as each resp arrives, deliver_sm answered, nothing parsed but the header
   and nothing correlated. This is the ceiling a client can reach on this peer and machine.
@@ -20,10 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import struct
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, tests/: run as a script
 
 from hub.outputs.smpp import Pool
 from hub.outputs.smpp import pdu as p
+from hub.outputs.sms_smpp import SmppSmsProvider
+from hub.outputs.sms_text import SmsEncoding, SmsText
 from tests.peers.smsc_peer import Smsc
 
 
@@ -52,6 +61,37 @@ async def run_ours(port: int, n: int, binds: int, window: int) -> tuple[float, f
     await drainer
     await pool.close()
     assert len(ids) == n
+    return t_submit, t_all
+
+
+async def run_provider(port: int, n: int, binds: int, window: int) -> tuple[float, float]:
+    pool = Pool("127.0.0.1", port, system_id="bench", password="pw", binds=binds, window=window)
+    provider = SmppSmsProvider(pool, "1789")
+    await provider.open()
+    got = 0
+    all_receipts = asyncio.Event()
+
+    async def drain() -> None:
+        nonlocal got
+        async for receipt in pool.receipts():
+            if receipt.tag is not None:
+                got += 1
+                if got == n:
+                    all_receipts.set()
+                    return
+
+    drainer = asyncio.create_task(drain())
+    sms = SmsText(text="BE-Alert test message", encoding=SmsEncoding.GSM7, parts=(b"BE-Alert test message",))
+    numbers = [f"+3247{i:07d}" for i in range(n)]
+    t0 = time.perf_counter()
+    chunks = await asyncio.gather(*(provider.send(sms, numbers[i:i + 500], tags=list(range(i, i + 500)))
+                                    for i in range(0, n, 500)))
+    t_submit = time.perf_counter() - t0
+    await asyncio.wait_for(all_receipts.wait(), 60)
+    t_all = time.perf_counter() - t0
+    await drainer
+    await provider.close()
+    assert sum(o.ok for c in chunks for o in c) == n
     return t_submit, t_all
 
 
@@ -132,20 +172,33 @@ async def main() -> None:
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--binds", type=int, default=4)
     ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the three runs; the best of each counts")
     args = ap.parse_args()
     n = args.messages
     peer = Smsc("--receipts", "delivered", "--quiet")
+    inf = float("inf")
+    bare, t_submit, t_all, b_submit, b_all = inf, inf, inf, inf, inf
     try:
         await run_ours(peer.port, 1000, args.binds, args.window)  # warm-up (JIT of the node peer)
-        bare = await run_bare(peer.port, n, args.binds, args.window)
-        t_submit, t_all = await run_ours(peer.port, n, args.binds, args.window)
+        # Interleaved rounds, best of each: the machine is shared, and a slow moment should
+        # not land on one run only.
+        for _ in range(args.rounds):
+            bare = min(bare, await run_bare(peer.port, n, args.binds, args.window))
+            ours = await run_ours(peer.port, n, args.binds, args.window)
+            t_submit, t_all = min(t_submit, ours[0]), min(t_all, ours[1])
+            bulk = await run_provider(peer.port, n, args.binds, args.window)
+            b_submit, b_all = min(b_submit, bulk[0]), min(b_all, bulk[1])
     finally:
         peer.stop()
-    print(f"SMPP, {n} submits with receipts, {args.binds} binds x window {args.window}, node-smpp 0.5.1 peer")
+    print(f"SMPP, {n} submits with receipts, {args.binds} binds x window {args.window}, node-smpp 0.5.1 "
+          f"peer, best of {args.rounds} interleaved rounds")
     print(f"  bare client (submits + receipts answered): {n / bare:8.0f} submits/s  ({bare:.2f} s)")
     print(f"  Pool: submits acknowledged               {n / t_submit:8.0f} submits/s  ({t_submit:.2f} s)")
     print(f"  Pool: until every receipt correlated     {n / t_all:8.0f} submits/s  ({t_all:.2f} s)")
     print(f"  ratio (Pool with receipts / bare)        {bare / t_all:8.2f}x   targets: >= 5000/s, >= 0.8x")
+    print(f"  provider, bulk: submits acknowledged     {n / b_submit:8.0f} submits/s  ({b_submit:.2f} s)")
+    print(f"  provider, bulk: every receipt correlated {n / b_all:8.0f} submits/s  ({b_all:.2f} s)")
+    print(f"  ratio (provider with receipts / bare)    {bare / b_all:8.2f}x")
 
 
 if __name__ == "__main__":

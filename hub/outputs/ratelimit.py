@@ -27,16 +27,36 @@ once per 500-recipient message. A larger take is allowed but loosens the window 
 ``refill + n``.
 
 A rate of 0 means unlimited: :meth:`take` returns 0 and never reads the clock.
+
+**Measured at the peer.** The bound above holds for the times the tokens fall due, not for
+the instants the messages reach the SMSC or the SMTP server: a sender woken late (a busy event
+loop, a slow store commit) sends what fell due meanwhile all at once, and a peer's 1-second
+window then holds more than the rate (519 in one second at 500/s was measured so). So the
+senders go through a :class:`Pacer`: the bucket spaces the sends out (the mean rate), and a
+:class:`SendWindow` (a log of what was actually sent) holds back any send that would take a
+1-second window of *actual sends* above ``window_share`` of the rate, or run more than
+``AHEAD_SHARE`` of it ahead of sends spaced at that rate (so what a stall held back does not
+go at once: a peer whose clock runs a few ms behind ours would count it in the next window).
+``window_share`` is 99.3% by default: the rest covers ~7 ms of jitter between our write and
+the peer's clock. A step of ``n`` tokens leaves ``floor(window_share × rate / n) × n`` per
+window, so keep ``n`` at most 1% of the rate. The bucket refills at ``mean_share`` of the
+rate (98.8%): the mean stays within the 2% target, the send log binds only when sends bunch
+up. The check and the record happen with no await in between, right before the write, so
+concurrent senders cannot both slip through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 DEFAULT_BURST_SHARE = 0.006
 DEFAULT_HEADROOM = 0.004
+DEFAULT_WINDOW_SHARE = 0.993
+DEFAULT_MEAN_SHARE = 0.988
+AHEAD_SHARE = 0.004  # how far a send may run ahead of the spacing: this share of the limit, or itself
 
 
 class TokenBucket:
@@ -53,9 +73,15 @@ class TokenBucket:
         *,
         clock: Callable[[], float] = time.monotonic,
         headroom: float = DEFAULT_HEADROOM,
+        mean_share: float | None = None,
     ) -> None:
+        """``mean_share``: refill at ``mean_share`` × the rate whatever the burst, when the
+        1-second guarantee comes from a :class:`SendWindow` instead (see :class:`Pacer`)."""
+        if mean_share is not None and not 0 < mean_share <= 1:
+            raise ValueError("mean_share must be in (0, 1]")
         self._clock = clock
         self._headroom = headroom
+        self._mean_share = mean_share
         self._last = 0.0
         self._balance = 0.0
         self._started = False  # the first set_rate fills the bucket
@@ -78,7 +104,8 @@ class TokenBucket:
         self._settle()
         self.rate_per_s = float(rate_per_s)
         self.burst = float(burst) if rate_per_s else 0.0
-        self.refill_per_s = (self.rate_per_s - self.burst) * (1 - self._headroom)
+        self.refill_per_s = (self.rate_per_s - self.burst) * (1 - self._headroom) \
+            if self._mean_share is None else self.rate_per_s * self._mean_share
         if not rate_per_s:
             self._balance = 0.0
         else:
@@ -128,3 +155,127 @@ async def acquire(
     if delay > 0:
         await sleep(delay)
     return delay
+
+
+class SendWindow:
+    """At most ``limit`` tokens in any window of ``span`` seconds of the sends recorded with
+    :meth:`add`, and no further than ``AHEAD_SHARE`` × ``limit`` tokens (or the send itself)
+    ahead of the sends before it spaced at ``limit / span``, so sends do not bunch up (a log
+    alone lets what a stall held back go at once, and a peer whose clock is a few ms off then
+    sees two windows' worth in one).
+    Pure: the caller passes the time."""
+
+    def __init__(self, limit: float, span: float = 1.0) -> None:
+        if limit <= 0 or span <= 0:
+            raise ValueError("limit and span must be positive")
+        self.limit = float(limit)
+        self.span = float(span)
+        self._sent: deque[tuple[float, float]] = deque()
+        self._total = 0.0
+        self._next = float("-inf")  # when the sends so far, spaced at the rate, are through
+
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0][0] <= now - self.span:
+            self._total -= self._sent.popleft()[1]
+
+    def delay(self, n: float, now: float) -> float:
+        """Seconds until ``n`` more tokens may be sent (0: now). A send larger than ``limit``
+        waits for an empty window and then goes alone."""
+        self._expire(now)
+        spacing = self._next - max(n, self.limit * AHEAD_SHARE) * self.span / self.limit - now
+        excess = self._total + n - self.limit if n <= self.limit else self._total
+        if excess <= 0:
+            return max(spacing, 0.0) + (1e-6 if spacing > 0 else 0.0)
+        freed = 0.0
+        for at, count in self._sent:
+            freed += count
+            if freed >= excess - 1e-9:
+                return max(at + self.span - now, spacing, 0.0) + 1e-6
+        raise AssertionError("unreachable: the window holds what it recorded")
+
+    def add(self, n: float, now: float) -> None:
+        """Record ``n`` tokens sent at ``now`` (not before the last one recorded)."""
+        self._expire(now)
+        self._sent.append((now, float(n)))
+        self._total += n
+        self._next = max(self._next, now) + n * self.span / self.limit
+
+    def in_window(self, now: float) -> float:
+        self._expire(now)
+        return self._total
+
+
+class Pacer:
+    """A :class:`TokenBucket` (the pace) and a :class:`SendWindow` of ``window_share`` × the rate
+    (the guarantee at the peer), behind one awaitable: ``await pacer.pace(n)`` returns when
+    ``n`` tokens may be sent; send right after it, with no await in between."""
+
+    @classmethod
+    def for_rate(cls, rate_per_s: float, burst: float, *, mean_share: float = DEFAULT_MEAN_SHARE,
+                 window_share: float = DEFAULT_WINDOW_SHARE,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> Pacer:
+        """A pacer whose mean is ``mean_share`` × the rate (98.8%: within the 2% target) with
+        sends of up to ``burst`` tokens, and whose 1-second windows stay under ``window_share``
+        × the rate (99.3%)."""
+        if rate_per_s and burst >= rate_per_s:
+            burst = rate_per_s * DEFAULT_BURST_SHARE
+        bucket = TokenBucket(rate_per_s, burst, clock=clock, mean_share=mean_share)
+        return cls(bucket, window_share=window_share, clock=clock, sleep=sleep)
+
+    def __init__(self, bucket: TokenBucket, *, window_share: float = DEFAULT_WINDOW_SHARE,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        if not 0 < window_share <= 1:
+            raise ValueError("window_share must be in (0, 1]")
+        self.bucket = bucket
+        self._share = window_share
+        self._clock = clock
+        self._sleep = sleep
+        self.window = self._new_window()
+
+    def _new_window(self) -> SendWindow | None:
+        rate = self.bucket.rate_per_s
+        return SendWindow(rate * self._share) if rate else None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.bucket.unlimited
+
+    def set_rate(self, rate_per_s: float, burst: float | None = None) -> None:
+        """Change the rate; what was sent in the last second still counts."""
+        old = self.window
+        self.bucket.set_rate(rate_per_s, burst)
+        self.window = self._new_window()
+        if old is not None and self.window is not None:
+            now = self._clock()
+            self.window.add(old.in_window(now), now)
+
+    async def pace(self, n: float) -> float:
+        """Wait until ``n`` tokens may be sent and record them as sent; returns the wait."""
+        if self.bucket.unlimited:
+            return 0.0
+        start = self._clock()
+        await self.reserve(n)
+        await self.admit(n)
+        return self._clock() - start
+
+    async def reserve(self, n: float) -> None:
+        """The bucket's part alone: wait until ``n`` tokens fall due (then :meth:`admit` them
+        right before the send, when something is done in between, e.g. SMTP's RCPT TOs)."""
+        if not self.bucket.unlimited:
+            delay = self.bucket.take(n)
+            if delay > 0:
+                await self._sleep(delay)
+
+    async def admit(self, n: float) -> None:
+        """The send log's part alone: wait until ``n`` tokens fit in the last second of sends,
+        and record them as sent now."""
+        window = self.window
+        while window is not None and not self.bucket.unlimited:
+            wait = window.delay(n, self._clock())
+            if wait <= 0:
+                window.add(n, self._clock())
+                return
+            await self._sleep(wait)
+            window = self.window

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from hub.outputs.ratelimit import TokenBucket, acquire
+from hub.outputs.ratelimit import DEFAULT_WINDOW_SHARE, Pacer, SendWindow, TokenBucket, acquire
 
 SECONDS = 30.0
 
@@ -213,3 +213,91 @@ async def test_acquire_with_the_real_sleep() -> None:
     start = loop.time()
     await asyncio.gather(*(acquire(bucket, 1) for _ in range(50)))
     assert loop.time() - start >= 0.045  # 49 tokens beyond the burst at ~994/s
+
+
+# -- the pacer: a smooth bucket plus a log of actual sends ---------------------------------
+
+
+def test_send_window_holds_back_what_would_overfill_the_last_second() -> None:
+    window = SendWindow(10)
+    window.add(4, 0.0)
+    assert window.delay(1, 0.1) == pytest.approx(0.2, abs=1e-5)  # 4 at 10/s are through at 0.4; 1 ahead
+    window.add(6, 0.5)
+    assert window.delay(1, 0.6) == pytest.approx(0.4, abs=1e-5)  # the window: the 4 leave at 1.0
+    assert window.delay(5, 1.1) == pytest.approx(0.4, abs=1e-5)  # 6 + 5 > 10: the 6 must leave first
+    assert window.delay(4, 1.1) == 0.0 and window.in_window(1.1) == 6  # the 4 at t=0 left it
+    window.add(4, 1.1)
+    assert window.delay(1, 1.2) == pytest.approx(0.3, abs=1e-5)
+    assert window.delay(20, 1.6) == pytest.approx(0.5, abs=1e-5)  # larger than the limit: alone
+    with pytest.raises(ValueError):
+        SendWindow(0)
+
+
+def test_sends_spaced_at_the_window_rate_never_bunch_after_a_stall() -> None:
+    window = SendWindow(500)
+    sends = []
+    now = 0.0
+    for _ in range(2000):  # senders ready all the time, checking every 0.1 ms (a stall: 0.05 s)
+        now += 0.0001 if not 1.0 <= now < 1.05 else 0.05
+        if window.delay(1, now) <= 0:
+            window.add(1, now)
+            sends.append((now, 1.0))
+    # after the stall at most AHEAD_SHARE × 500 = 2 tokens go ahead of the spacing
+    assert max_window(sends, 0.01) <= 500 * 0.01 + 2 + 1 and max_window(sends) <= 500
+
+
+async def run_pacer(rate: float, cost: int, stalls: list[tuple[float, float]],
+                    tasks: int = 4) -> tuple[list[tuple[float, float]], float]:
+    """``tasks`` senders pacing ``cost`` tokens each on a simulated clock for SECONDS; at each
+    (time, length) of ``stalls`` the loop stalls: a sleep that should end inside the stall ends
+    after it (a busy event loop). Returns the sends (time, tokens) and the mean rate."""
+    clock = Clock()
+    pending = list(stalls)
+
+    async def sleep(delay: float) -> None:
+        target = clock.now + delay
+        for at, length in pending:
+            if at <= target < at + length:
+                target = at + length
+        clock.now = max(clock.now, target)
+        await asyncio.sleep(0)
+
+    pacer = Pacer.for_rate(rate, max(cost, rate * 0.006), clock=clock, sleep=sleep)
+    sends: list[tuple[float, float]] = []
+
+    async def sender() -> None:
+        while clock.now < SECONDS:
+            await pacer.pace(cost)
+            sends.append((clock.now, float(cost)))
+
+    await asyncio.gather(*(sender() for _ in range(tasks)))
+    span = max(t for t, _ in sends) - min(t for t, _ in sends)
+    return sends, (sum(n for _, n in sends) - sends[0][1]) / span
+
+
+@pytest.mark.parametrize(("rate", "cost"), [(500, 1), (500, 3), (2500, 15), (2500, 25)])
+async def test_pacer_mean_within_2_percent_and_no_window_above_the_rate_despite_stalls(
+        rate: int, cost: int) -> None:
+    stalls = [(2.0, 0.05), (15.0, 0.03), (22.1, 0.02)]  # 0.33% of the time lost
+    sends, mean = await run_pacer(rate, cost, stalls)
+    assert max_window(sends) <= rate * DEFAULT_WINDOW_SHARE + 1e-9
+    assert 0.98 * rate <= mean <= rate
+
+
+def test_a_bare_bucket_overfills_a_window_after_a_stall() -> None:
+    """Why the pacer has a send log: concurrent takers reserve ahead, and a sleep that should
+    end during a stall of the event loop ends after it, so what fell due meanwhile goes at once."""
+    clock = Clock()
+    bucket = TokenBucket(500, clock=clock)
+    due = [bucket.take(1) for _ in range(2000)]  # 2000 takers queue up at t=0
+    sends = [(2.1 if 2.0 <= t < 2.1 else t, 1.0) for t in due]  # a 100 ms stall at t=2
+    assert max_window(sends) > 500
+
+
+def test_pacer_settings() -> None:
+    with pytest.raises(ValueError):
+        Pacer(TokenBucket(10), window_share=0)
+    with pytest.raises(ValueError):
+        TokenBucket(10, mean_share=1.5)
+    assert Pacer.for_rate(0, 0).unlimited
+    assert TokenBucket(500, 50, mean_share=0.99).refill_per_s == pytest.approx(495)

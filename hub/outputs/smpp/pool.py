@@ -21,6 +21,8 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from hub.outputs.ratelimit import Pacer
+from hub.outputs.smpp.bulk import Result, submit_many
 from hub.outputs.smpp.errors import BindRefused, ConnectionLost, SmppError
 from hub.outputs.smpp.receipts import Correlator, Receipt
 from hub.outputs.smpp.session import Concat, SmppSession
@@ -45,6 +47,8 @@ class Pool:
         self._reconnects: dict[int, asyncio.Task[None]] = {}
         self._next_try = 0.0
         self._closed = False
+        # The channel's rate, taken per submit_sm right before it is written (SMS parts).
+        self.pacer: Pacer | None = None
 
     def _new_session(self) -> SmppSession:
         return SmppSession(self.host, self.port, correlator=self.correlator,
@@ -116,12 +120,35 @@ class Pool:
         session = self._pick()
         try:
             return await session.submit(dest_e164, parts, data_coding, source_addr, registered_delivery,
-                                        tag=tag, concat=concat, ref=ref, known_ids=known_ids)
+                                        tag=tag, concat=concat, ref=ref, known_ids=known_ids,
+                                        pacer=self.pacer)
         except ConnectionLost:
             for i, s in enumerate(self._sessions):
                 if s is session and i not in self._reconnects and not self._closed:
                     self._reconnect(i)
             raise
+
+    async def submit_many(self, messages: Sequence[tuple[str, object]], parts: Sequence[bytes],
+                          data_coding: int, source_addr: str, registered_delivery: bool = True, *,
+                          concat: Concat = "udh") -> list[Result]:
+        """One text to many (number, tag): :func:`hub.outputs.smpp.bulk.submit_many`, the
+        messages shared out between the live binds. Per message its ids or its error (a
+        :class:`ConnectionLost` with the parts that did go, to submit the rest again)."""
+        live = [s for s in self._sessions if s is not None and s.alive]
+        if not live:
+            self._pick()  # reconnects the lost binds, then raises ConnectionLost
+        share = -(-len(messages) // len(live))
+        groups = [(live[g], messages[g * share:(g + 1) * share]) for g in range(len(live))]
+        groups = [(session, group) for session, group in groups if group]
+        done = await asyncio.gather(*(submit_many(session, group, parts, data_coding, source_addr,
+                                                  registered_delivery, concat=concat)
+                                      for session, group in groups))
+        for session, _ in groups:
+            if not session.alive:
+                for i, s in enumerate(self._sessions):
+                    if s is session and i not in self._reconnects and not self._closed:
+                        self._reconnect(i)
+        return [r for results in done for r in results]
 
     async def receipts(self) -> AsyncIterator[Receipt]:
         """Receipts from every bind, correlated across binds."""

@@ -47,6 +47,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Literal
 
+from hub.outputs.ratelimit import Pacer
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, BindRefused, ConnectionLost, SubmitRefused
 from hub.outputs.smpp.receipts import Correlator, Receipt, parse_receipt
@@ -55,6 +56,9 @@ log = logging.getLogger(__name__)
 
 _E164 = re.compile(r"\+?([1-9][0-9]{6,14})")
 _HEAD = struct.Struct(">III")
+# The stream reader's buffer before it stops reading the socket: large, so that responses
+# wait in our memory rather than in the kernel's, where a reset from the SMSC would drop them.
+READ_LIMIT = 4 * 1024 * 1024
 
 Concat = Literal["udh", "sar", "payload"]
 
@@ -74,6 +78,42 @@ def destination_addr(dest_e164: str) -> str:
     if m is None:
         raise SubmitRefused(p.Status.ESME_RINVDSTADR, f"not an E.164 number: {dest_e164!r}")
     return m.group(1)
+
+
+class _Protocol(asyncio.StreamReaderProtocol):
+    """The stream protocol, but a connection that breaks on a write (the SMSC reset it) first
+    hands over what the kernel had already received: asyncio would close the socket unread,
+    and responses to submits the SMSC took would be lost (the submits then sent twice)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        super().__init__(reader)
+        self._stream = reader
+        self._socket_of: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._socket_of = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        sock = self._socket_of.get_extra_info("socket") if self._socket_of is not None else None
+        if exc is not None and sock is not None:
+            try:
+                with sock.dup() as raw:
+                    raw.setblocking(False)
+                    while data := raw.recv(262144):
+                        self._stream.feed_data(data)
+            except OSError:
+                pass  # nothing more to read (or the reset took it)
+        super().connection_lost(exc)
+
+
+async def _connect(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """asyncio.open_connection with :class:`_Protocol` and a large read buffer."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=READ_LIMIT)
+    protocol = _Protocol(reader)
+    transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
 def _consume(fut: asyncio.Future[p.Pdu]) -> None:
@@ -131,6 +171,7 @@ class SmppSession:
         self._writer: asyncio.StreamWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._templates: dict[tuple[str, int, int, int, bool, bytes, int], tuple[bytes, bytes]] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -152,8 +193,8 @@ class SmppSession:
         """Connect and bind as a transceiver. :class:`BindRefused` or :class:`ConnectionLost`."""
         self._loop = asyncio.get_running_loop()
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout)
+            self._reader, self._writer = await asyncio.wait_for(_connect(self.host, self.port),
+                                                                self.connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to SMSC {self.host}:{self.port}: {exc!r}") from exc
         self._last_read = self._loop.time()
@@ -220,10 +261,15 @@ class SmppSession:
         self._seq = self._seq + 1 if self._seq < 0x7FFFFFFF else 1
         return self._seq
 
-    def _send(self, data: bytes) -> None:
-        """Queue ``data``; everything queued in one loop iteration goes out in one write."""
+    def _send(self, data: bytes, now: bool = False) -> None:
+        """Queue ``data``; everything queued in one loop iteration goes out in one write, or
+        at once with ``now`` (a paced submit: written the instant its tokens were taken)."""
         if self._writer is None or self._lost is not None:
             raise self._lost_error()
+        if now:
+            self._out.append(data)
+            self._flush()
+            return
         if not self._out:
             assert self._loop is not None
             self._loop.call_soon(self._flush)
@@ -231,7 +277,11 @@ class SmppSession:
 
     def _flush(self) -> None:
         out, self._out = self._out, []
-        if self._writer is not None and self._lost is None and not self._writer.is_closing():
+        # Not after the SMSC's FIN (its EOF is read before ready callbacks run): an SMSC that
+        # closes right after answers resets the connection when more comes, and asyncio then
+        # drops what it had not read yet, our answered submits' responses among it.
+        if self._writer is not None and self._lost is None and not self._writer.is_closing() \
+                and not getattr(self._reader, "_eof", False):
             self._writer.write(b"".join(out))
 
     async def _acquire(self) -> None:
@@ -257,10 +307,10 @@ class SmppSession:
         self._free += 1
 
     async def _request(self, seq: int, data: bytes, tag: object = None, part: int = 0,
-                       parts: int = 0) -> p.Pdu:
+                       parts: int = 0, now: bool = False) -> p.Pdu:
         assert self._loop is not None
         fut: asyncio.Future[p.Pdu] = self._loop.create_future()
-        self._send(data)
+        self._send(data, now)
         self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts)
         assert self._writer is not None
         transport = self._writer.transport
@@ -271,11 +321,13 @@ class SmppSession:
                 self._fail(ConnectionLost(f"write failed: {exc!r}"))
         return await fut
 
-    async def submit_sm(self, body: bytes, *, tag: object = None, part: int = 0, parts: int = 0) -> str:
+    async def submit_sm(self, body: bytes, *, tag: object = None, part: int = 0, parts: int = 0,
+                        pacer: Pacer | None = None, cost: int = 1) -> str:
         """Send one encoded submit_sm body (see :func:`pdu.sm_body`); its message id.
 
         Slows down and sends it again on ESME_RTHROTTLED/ESME_RMSGQFUL; raises
-        :class:`SubmitRefused` or :class:`ConnectionLost`.
+        :class:`SubmitRefused` or :class:`ConnectionLost`. With a ``pacer`` (the channel's rate),
+        each send of it takes ``cost`` tokens (SMS parts) and is written the moment they are due.
         """
         assert self._loop is not None
         attempts = 0
@@ -287,9 +339,15 @@ class SmppSession:
                 await asyncio.sleep(delay)
             await self._acquire()
             try:
+                paced = pacer is not None and not pacer.unlimited
+                if paced:
+                    assert pacer is not None
+                    await pacer.pace(cost)
+                    if self._lost is not None:
+                        raise self._lost_error()
                 seq = self._next_seq()
                 data = p.frame(p.CommandId.SUBMIT_SM, 0, seq, body)
-                resp = await self._request(seq, data, tag, part, parts)
+                resp = await self._request(seq, data, tag, part, parts, paced)
             finally:
                 self._release()
             status = resp.command_status
@@ -308,7 +366,7 @@ class SmppSession:
     async def submit(
         self, dest_e164: str, parts: Sequence[bytes], data_coding: int, source_addr: str,
         registered_delivery: bool = True, *, tag: object = None, concat: Concat = "udh",
-        ref: int | None = None, known_ids: Sequence[str | None] | None = None,
+        ref: int | None = None, known_ids: Sequence[str | None] | None = None, pacer: Pacer | None = None,
     ) -> list[str]:
         """Submit one message already split and encoded into ``parts`` (see hub.outputs.gsm).
 
@@ -316,8 +374,29 @@ class SmppSession:
         the concatenation UDH (``concat="udh"``, esm_class 0x40, 8-bit ``ref``) or the sar_*
         TLVs (``"sar"``); ``"payload"`` sends one submit_sm with every part joined in
         ``message_payload``. Returns the SMSC's message id per submit_sm sent. ``known_ids``
-        (from an earlier ConnectionLost) skips the parts that already have an id.
+        (from an earlier ConnectionLost) skips the parts that already have an id. ``pacer``:
+        see :meth:`submit_sm` (a ``message_payload`` submit costs all its parts).
         """
+        bodies, ref = self.bodies(dest_e164, parts, data_coding, source_addr, registered_delivery,
+                                  concat=concat, ref=ref)
+        known: list[str | None] = list(known_ids) if known_ids is not None else [None] * len(bodies)
+        if len(known) != len(bodies):
+            raise ValueError("known_ids does not match the number of submits")
+        total = len(bodies)
+        todo = [i for i in range(total) if known[i] is None]
+        self._load += 1
+        try:
+            cost = len(parts) if len(bodies) == 1 else 1
+            outcomes = await self._submit_bodies(bodies, todo, tag, pacer, cost)
+        finally:
+            self._load -= 1
+        return self._merge(known, todo, outcomes, ref)
+
+    def bodies(self, dest_e164: str, parts: Sequence[bytes], data_coding: int, source_addr: str,
+               registered_delivery: bool = True, *, concat: Concat = "udh",
+               ref: int | None = None) -> tuple[list[bytes], int | None]:
+        """The encoded submit_sm bodies of one message (see :meth:`submit`) and its
+        concatenation ref; :class:`SubmitRefused` (permanent) if the number is not E.164."""
         if not parts:
             raise ValueError("nothing to submit")
         dest = destination_addr(dest_e164)
@@ -341,31 +420,64 @@ class SmppSession:
                            p.sar_tlvs(ref, n, i + 1) if concat == "sar" else {})
                 for i, part in enumerate(parts)
             ]
-        known: list[str | None] = list(known_ids) if known_ids is not None else [None] * len(bodies)
-        if len(known) != len(bodies):
-            raise ValueError("known_ids does not match the number of submits")
-        total = len(bodies)
-        todo = [i for i in range(total) if known[i] is None]
-        self._load += 1
-        try:
-            outcomes = await self._submit_bodies(bodies, todo, tag)
-        finally:
-            self._load -= 1
-        return self._merge(known, todo, outcomes, ref)
+        return bodies, ref
+
+    # -- the bulk path (hub.outputs.smpp.bulk): no coroutine per submit -----------------
+
+    def take_slot(self) -> bool:
+        """Take a window slot now if one is free (and nobody queues for one, and the bind is
+        not slowed down by a throttle)."""
+        assert self._loop is not None
+        if self._free > 0 and not self._waiters and self._resume_at <= self._loop.time():
+            self._free -= 1
+            return True
+        return False
+
+    async def wait_slot(self) -> None:
+        """Wait for a window slot and take it."""
+        await self._acquire()
+
+    def send_submit(self, body: bytes, tag: object, part: int, parts: int) -> asyncio.Future[p.Pdu]:
+        """Queue one submit_sm on a slot the caller took; the future of its response (the slot
+        is freed when it is done). Raises :class:`ConnectionLost` (the slot freed) if the
+        session is gone."""
+        assert self._loop is not None
+        if self._lost is not None:
+            self._release()
+            raise self._lost_error()
+        seq = self._next_seq()
+        fut: asyncio.Future[p.Pdu] = self._loop.create_future()
+        self._send(p.frame(p.CommandId.SUBMIT_SM, 0, seq, body))
+        self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts)
+        fut.add_done_callback(self._slot_done)
+        return fut
+
+    def _slot_done(self, fut: asyncio.Future[p.Pdu]) -> None:
+        self._release()
+
+    async def drain(self) -> None:
+        """Wait while more than 256 KiB wait in the socket's write buffer."""
+        if self._writer is not None and self._writer.transport.get_write_buffer_size() > 262144:
+            try:
+                await self._writer.drain()
+            except OSError as exc:
+                self._fail(ConnectionLost(f"write failed: {exc!r}"))
 
     async def _submit_bodies(self, bodies: list[bytes], todo: list[int], tag: object,
-                             ) -> Sequence[str | BaseException]:
+                             pacer: Pacer | None = None, cost: int = 1) -> Sequence[str | BaseException]:
         total = len(bodies)
         if len(todo) == 1:
             i = todo[0]
             outcomes: list[str | BaseException] = []
             try:
-                outcomes.append(await self.submit_sm(bodies[i], tag=tag, part=i + 1, parts=total))
+                outcomes.append(await self.submit_sm(bodies[i], tag=tag, part=i + 1, parts=total,
+                                                     pacer=pacer, cost=cost))
             except (ConnectionLost, SubmitRefused) as exc:
                 outcomes.append(exc)
         else:
             outcomes = await asyncio.gather(
-                *(self.submit_sm(bodies[i], tag=tag, part=i + 1, parts=total) for i in todo),
+                *(self.submit_sm(bodies[i], tag=tag, part=i + 1, parts=total, pacer=pacer, cost=cost)
+                  for i in todo),
                 return_exceptions=True)
         return outcomes
 
@@ -389,6 +501,23 @@ class SmppSession:
         if payload:
             tlvs = {**tlvs, p.TAG_MESSAGE_PAYLOAD: message}
             message = b""
+        elif not tlvs:
+            # An alert goes to many numbers with the same text: everything but the destination
+            # is encoded once (the same bytes as sm_body, checked by the tests).
+            key = (source, s_ton, s_npi, data_coding, registered, message, esm_class)
+            template = self._templates.get(key)
+            if template is None:
+                if len(self._templates) >= 1024:
+                    self._templates.clear()
+                empty = p.sm_body(p.SubmitSm(
+                    sequence_number=0, source_addr_ton=s_ton, source_addr_npi=s_npi, source_addr=source,
+                    dest_addr_ton=1, dest_addr_npi=1, destination_addr="", esm_class=esm_class,
+                    registered_delivery=1 if registered else 0, data_coding=data_coding,
+                    short_message=message))
+                at = 1 + 2 + len(source.encode("latin-1")) + 1 + 2  # service_type, source, TON/NPI
+                template = self._templates[key] = (empty[:at], empty[at:])
+            if dest.isdigit() and len(dest) < 21:
+                return template[0] + dest.encode() + template[1]
         return p.sm_body(p.SubmitSm(
             sequence_number=0, source_addr_ton=s_ton, source_addr_npi=s_npi, source_addr=source,
             dest_addr_ton=1, dest_addr_npi=1, destination_addr=dest, esm_class=esm_class,
@@ -416,7 +545,17 @@ class SmppSession:
                     self._dispatch(frame)
         except ConnectionLost as exc:
             self._fail(exc)
-        except (OSError, p.PduError) as exc:
+        except OSError as exc:
+            # A failed write (the SMSC closed while we sent) makes the reader raise at once,
+            # ahead of what it had already received: read those responses first, or their
+            # submits would be taken for lost and sent twice.
+            try:
+                for frame in frames.feed(bytes(getattr(self._reader, "_buffer", b""))):
+                    self._dispatch(frame)
+            except (ConnectionLost, p.PduError):
+                pass
+            self._fail(ConnectionLost(f"{type(exc).__name__}: {exc}"))
+        except p.PduError as exc:
             self._fail(ConnectionLost(f"{type(exc).__name__}: {exc}"))
 
     def _dispatch(self, frame: bytes) -> None:
@@ -461,7 +600,7 @@ class SmppSession:
         assert isinstance(pdu, p.DeliverSm)
         receipt = parse_receipt(pdu)
         if receipt is None:
-            log.info("SMPP mobile-originated message from %s ignored", pdu.source_addr)
+            log.info("SMPP mobile-originated message ignored")  # its sender is personal data
             return
         correlated = self.correlator.received(receipt, self._loop.time())
         if correlated is not None:

@@ -8,7 +8,8 @@
 //   {"event":"bind", system_id, password, system_type, status}
 //   {"event":"submit", conn, seq, status, destination, dest_ton, dest_npi, source, source_ton,
 //    source_npi, data_coding, esm_class, registered_delivery, udh:{ref,total,seq}|null,
-//    sar:{ref,total,seq}|null, short_message_hex, text, payload_text, message_id}
+//    sar:{ref,total,seq}|null, short_message_hex, text, payload_text, message_id,
+//    at (epoch seconds, as the SMSC decoded the submit: for rate windows)}
 //   {"event":"drop", conn, after}
 // Switches (argv `--name value`, or env SMSC_NAME, e.g. SMSC_THROTTLE_EVERY=10):
 //   --throttle-every N     every Nth submit_sm (counted over all binds) → ESME_RTHROTTLED
@@ -144,6 +145,7 @@ const server = smpp.createServer((session) => {
         text: sm && typeof sm.message === 'string' ? sm.message : '',
         payload_text: payload && typeof payload.message === 'string' ? payload.message : null,
         message_id: ids ? ids.resp : null,
+        at: (performance.timeOrigin + performance.now()) / 1000,
       });
     }
     if (status) {
