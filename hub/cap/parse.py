@@ -10,8 +10,7 @@ ancestor, when the rule is about an element that is missing).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
@@ -39,7 +38,6 @@ from hub.cap.model import (
     Severity,
     Status,
     Urgency,
-    ValuePair,
     parse_datetime,
 )
 from hub.cap.problems import Code, Problem, error, has_errors
@@ -87,28 +85,70 @@ def parse(
     root = parse_xml(data, max_bytes=max_bytes)
     if isinstance(root, Problem):
         return ParseResult(None, (root,))
-    return check_tree(root, profile=profile, now=now)
+    return _check(root, profile, now, None if _plain_bytes(data) else False)
+
+
+# Encodings in which every ASCII character is its own byte, so markup shows in the raw bytes.
+_ASCII_SAFE = re.compile(rb"(?:utf-?8|us-ascii|ascii|iso[-_]?8859-\d+|latin-?1|(?:windows|cp)-?125\d)")
+_USUAL_DECLARATIONS = frozenset(
+    f"<?xml version={q}1.0{q}{enc}?>".encode() for q in "\"'"
+    for enc in ["", *(f" encoding={q}{name}{q}" for name in ("UTF-8", "utf-8", "ISO-8859-1", "iso-8859-1"))]
+)
+_ENCODING = re.compile(rb"""\s*=\s*["']([^"']*)["']""")
+
+
+def _plain_bytes(data: bytes) -> bool:
+    """True when the raw bytes show that no comment or processing instruction is in the
+    document (beyond the XML declaration): then each element's ``.text`` is its whole text.
+    Only said of encodings where markup is plain ASCII; anything else: False. Single-byte
+    searches first, as they run at memory speed ('!' and '?' are rare in CAP)."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if data[start:start + 1] != b"<":
+        return False
+    if data.startswith(b"<?xml", start):
+        end = data.find(b"?>", start)
+        at = -1 if data[start:end + 2] in _USUAL_DECLARATIONS else data.find(b"encoding", start, end)
+        if at != -1:
+            declared = _ENCODING.match(data, at + 8, end)
+            if declared is None or _ASCII_SAFE.fullmatch(declared.group(1).lower()) is None:
+                return False
+        start = end + 2
+    if data.find(b"!", start) != -1 and data.find(b"<!--", start) != -1:
+        return False
+    return data.find(b"?", start) == -1 or data.find(b"<?", start) == -1
 
 
 def check_tree(
     root: etree._Element, *, profile: Checker | None = None, now: datetime | None = None
 ) -> ParseResult:
     """The part of ``parse`` after the XML layer, for a tree parsed by ``xmlsafe``."""
+    return _check(root, profile, now, False)
+
+
+def _check(root: etree._Element, profile: Checker | None, now: datetime | None,
+           clean: bool | None) -> ParseResult:
+    """``clean``: None when the bytes showed no comment or PI, False when the tree must
+    be looked at."""
     wrong_root = schema.check_root(root)
     if wrong_root is not None:
         return ParseResult(None, (wrong_root,), root)
-    found = schema.validate(root)
-    if has_errors(found):
+    found = schema.validate_alert(root, signature_order=False)
+    if found:  # without the signature order check, only errors are found here
         return ParseResult(None, tuple(found), root)
     try:
-        alert = _alert(root)
+        alert = _alert(root, True if clean is None else not _has_misc(root))
+    except _LateElement as exc:
+        return ParseResult(None, (schema.late_element(exc.el),), root)
     except _Unreadable as exc:
+        late = schema.validate_alert(root)  # the order of signatures is reported first
         where = element_path(exc.el)
-        return ParseResult(None, (*found, error(where, Code.XSD_TYPE, str(exc), _line(exc.el))), root)
+        return ParseResult(None, tuple(late) or (error(where, Code.XSD_TYPE, str(exc), _line(exc.el)),),
+                           root)
     more = rules.check(alert, now=now)
     if profile is not None:
         more.extend(profile.check(alert))
-    found.extend(p if p.line is not None else p.at_line(line_of(root, p.path)) for p in more)
+    if more:
+        found.extend(p if p.line is not None else p.at_line(line_of(root, p.path)) for p in more)
     return ParseResult(alert, tuple(found), root)
 
 
@@ -138,10 +178,14 @@ def _line(el: etree._Element) -> int | None:
     return line if isinstance(line, int) else None
 
 
-# --- tree → model. The schema has already checked structure, enums and datatypes, so the
-# builders read the children in one pass and convert without checking again: enums by
+# --- tree → model. The schema has already checked structure, order, enums and datatypes, so
+# the builders read each element once and convert without checking again: enums by
 # dictionary lookup, times with the C parser of datetime (the schema's pattern guarantees
-# the ISO form).
+# the ISO form). Each element's full tag is looked up once in a table that says what it is
+# (the tag is what an lxml element costs most to read, so the two children of an eventCode,
+# parameter or geocode are taken by position); the values are gathered in lists in the
+# order of the model's fields and handed over positionally. When the raw bytes show no
+# comment or PI, ``.text`` is read directly; otherwise ``_text`` joins the pieces.
 
 _STATUS = {m.value: m for m in Status}
 _MSG_TYPE = {m.value: m for m in MsgType}
@@ -153,18 +197,24 @@ _SEVERITY = {m.value: m for m in Severity}
 _CERTAINTY = {m.value: m for m in Certainty}
 
 
-def _cap_children(parent: etree._Element) -> Iterator[tuple[str, etree._Element]]:
-    for el in parent:
-        tag = el.tag
-        # Comments and PIs have a function as tag; <Signature> has the XML-DSig namespace.
-        if tag.__class__ is str and tag.startswith(_PREFIX):
-            yield tag[_CUT:], el
-
-
 def _text(el: etree._Element) -> str:
     if len(el):  # comments or PIs inside the text: join the text around them
         return "".join(t for t in el.itertext() if isinstance(t, str))
     return el.text or ""
+
+
+def _has_misc(root: etree._Element) -> bool:
+    """Whether a comment or processing instruction stands anywhere below the root (then an
+    element's ``.text`` may be only the part before it). One scan in C."""
+    return next(root.iter(etree.Comment, etree.ProcessingInstruction), None) is not None
+
+
+class _LateElement(Exception):
+    """A CAP element after an XML-DSig one (see ``_alert``)."""
+
+    def __init__(self, el: etree._Element) -> None:
+        super().__init__(el.tag)
+        self.el = el
 
 
 class _Unreadable(Exception):
@@ -175,8 +225,8 @@ class _Unreadable(Exception):
         self.el = el
 
 
-def _time(el: etree._Element) -> datetime:
-    text = _text(el).strip()
+def _time(el: etree._Element, text: str) -> datetime:
+    text = text.strip()
     try:
         return datetime.fromisoformat(text)
     except ValueError:
@@ -190,147 +240,187 @@ def _time(el: etree._Element) -> datetime:
     raise _Unreadable(el, f"<{el.tag[_CUT:]}> {text!r} is not a real point in time")
 
 
-_ALERT_TEXT = {
-    "identifier": "identifier", "sender": "sender", "source": "source",
-    "restriction": "restriction", "addresses": "addresses", "note": "note",
-    "references": "references", "incidents": "incidents",
-}
+# Positions in the argument lists of Alert, Info and Resource (their fields' order).
+_A_FIELDS = ("identifier", "sender", "sent", "status", "msg_type", "scope", "source", "restriction",
+             "addresses", "codes", "note", "references", "incidents", "infos")
+_I_FIELDS = ("categories", "event", "urgency", "severity", "certainty", "language", "response_types",
+             "audience", "event_codes", "effective", "onset", "expires", "sender_name", "headline",
+             "description", "instruction", "web", "contact", "parameters", "resources", "areas")
+_R_FIELDS = ("resource_desc", "mime_type", "size", "uri", "deref_uri", "digest")
+assert _A_FIELDS == tuple(f.name for f in fields(Alert))
+assert _I_FIELDS == tuple(f.name for f in fields(Info))
+assert _R_FIELDS == tuple(f.name for f in fields(Resource))
 
 
-def _alert(root: etree._Element) -> Alert:
-    f: dict[str, Any] = {}
+def _kinds(names: dict[str, Any]) -> dict[str, Any]:
+    return {_PREFIX + name: kind for name, kind in names.items()}
+
+
+# What each element is, by its full tag; comments, PIs and XML-DSig elements are in no table.
+# Text kept as it is goes to its position in the argument list (< 100); other kinds are ≥ 100.
+_ENUM, _TIME, _STRIPPED, _CATEGORY_K, _RESPONSE_K, _EVENT_CODE, _PARAMETER, _RESOURCE, _AREA, \
+    _CODE, _INFO = range(100, 111)
+_ALERT_KIND = _kinds({
+    "identifier": 0, "sender": 1, "source": 6, "restriction": 7, "addresses": 8, "note": 10,
+    "references": 11, "incidents": 12, "sent": _TIME, "status": _ENUM, "msgType": _ENUM,
+    "scope": _ENUM, "code": _CODE, "info": _INFO,
+})
+_INFO_KIND = _kinds({
+    "event": 1, "audience": 7, "senderName": 12, "headline": 13, "description": 14,
+    "instruction": 15, "contact": 17, "urgency": _ENUM, "severity": _ENUM, "certainty": _ENUM,
+    "effective": _TIME, "onset": _TIME, "expires": _TIME, "language": _STRIPPED, "web": _STRIPPED,
+    "category": _CATEGORY_K, "responseType": _RESPONSE_K, "eventCode": _EVENT_CODE,
+    "parameter": _PARAMETER, "resource": _RESOURCE, "area": _AREA,
+})
+# Where an enumeration, a time or a whitespace-collapsed text goes in its argument list.
+_SLOT = _kinds({
+    "sent": 2, "status": 3, "msgType": 4, "scope": 5, "urgency": 2, "severity": 3, "certainty": 4,
+    "effective": 9, "onset": 10, "expires": 11, "language": 5, "web": 16,
+})
+_ENUMS: dict[str, dict[str, Any]] = _kinds({
+    "status": _STATUS, "msgType": _MSG_TYPE, "scope": _SCOPE, "urgency": _URGENCY,
+    "severity": _SEVERITY, "certainty": _CERTAINTY,
+})
+# Below <resource>: position in Resource's arguments; size and uri are converted.
+_SIZE, _URI = 102, 103
+_RESOURCE_KIND = _kinds({"resourceDesc": 0, "mimeType": 1, "size": _SIZE, "uri": _URI,
+                         "derefUri": 4, "digest": 5})
+_AREA_DESC, _POLYGON, _CIRCLE, _GEOCODE, _ALTITUDE, _CEILING = range(6)
+_AREA_KIND = _kinds({"areaDesc": _AREA_DESC, "polygon": _POLYGON, "circle": _CIRCLE,
+                     "geocode": _GEOCODE, "altitude": _ALTITUDE, "ceiling": _CEILING})
+
+
+def _alert(root: etree._Element, clean: bool) -> Alert:
+    """``clean``: no comment or PI below the root, so ``.text`` is each element's whole text.
+
+    Raises ``_LateElement`` for a CAP element after an XML-DSig one: libxml2 lets an
+    enveloped signature stand before an ``<info>``, the schema does not."""
+    a: list[Any] = [None] * 14
     codes: list[str] = []
     infos: list[Info] = []
-    for name, el in _cap_children(root):
-        field = _ALERT_TEXT.get(name)
-        if field is not None:
-            f[field] = _text(el)
-        elif name == "info":
-            infos.append(_info(el))
-        elif name == "code":
-            codes.append(_text(el))
-        elif name == "sent":
-            f["sent"] = _time(el)
-        elif name == "status":
-            f["status"] = _STATUS[_text(el)]
-        elif name == "msgType":
-            f["msg_type"] = _MSG_TYPE[_text(el)]
-        elif name == "scope":
-            f["scope"] = _SCOPE[_text(el)]
-    return Alert(codes=tuple(codes), infos=tuple(infos), **f)
+    kinds = _ALERT_KIND
+    signed = False
+    for el in root:
+        tag = el.tag
+        kind = kinds.get(tag)
+        if kind is None:
+            signed = signed or tag.__class__ is str  # the schema allows only XML-DSig here
+            continue
+        if signed:
+            raise _LateElement(el)
+        if kind == _INFO:
+            infos.append(_info(el, clean))
+            continue
+        text = (el.text or "") if clean else _text(el)
+        if kind < 100:
+            a[kind] = text
+        elif kind == _ENUM:
+            a[_SLOT[tag]] = _ENUMS[tag][text]
+        elif kind == _TIME:
+            a[2] = _time(el, text)
+        else:
+            codes.append(text)
+    a[9] = tuple(codes)
+    a[13] = tuple(infos)
+    return Alert(*a)
 
 
-_INFO_TEXT = {
-    "event": "event", "audience": "audience", "senderName": "sender_name",
-    "headline": "headline", "description": "description", "instruction": "instruction",
-    "contact": "contact",
-}
-_RESOURCE_TEXT = {
-    "resourceDesc": "resource_desc", "mimeType": "mime_type", "derefUri": "deref_uri",
-    "digest": "digest",
-}
-
-
-class _AreaParts:
-    __slots__ = ("desc", "polygons", "circles", "geocodes", "altitude", "ceiling")
-
-    def __init__(self) -> None:
-        self.desc = ""
-        self.polygons: list[Polygon] = []
-        self.circles: list[Circle] = []
-        self.geocodes: list[Geocode] = []
-        self.altitude: Decimal | None = None
-        self.ceiling: Decimal | None = None
-
-    def build(self) -> Area:
-        return Area(self.desc, tuple(self.polygons), tuple(self.circles), tuple(self.geocodes),
-                    self.altitude, self.ceiling)
-
-
-def _info(parent: etree._Element) -> Info:  # noqa: C901 - one branch per element below <info>
-    """One flat pass over the CAP elements below <info> (no XML-DSig can be in there): the
-    element names below <info> are unique to their level, and the schema has fixed their
-    order, so each one says where it belongs. A flat pass makes half the Python objects a
-    nested walk would."""
-    f: dict[str, Any] = {}
+def _info(info: etree._Element, clean: bool) -> Info:
+    """The children of <info>, each placed by what its tag says (the schema has fixed their
+    order and checked their values); the most frequent kinds are tested first."""
+    v: list[Any] = [None] * 21
     categories: list[Category] = []
     responses: list[ResponseType] = []
     event_codes: list[EventCode] = []
     parameters: list[Parameter] = []
     resources: list[Resource] = []
     areas: list[Area] = []
-    pairs: list[Any] = event_codes
-    pair_cls: Callable[[str, str], ValuePair] = EventCode
-    pair_name = ""
-    resource: dict[str, Any] | None = None
-    area: _AreaParts | None = None
-    elements = parent.iter()
-    next(elements)  # <info> itself
-    for el in elements:
+    kinds = _INFO_KIND
+    for el in info:
         tag = el.tag
-        if tag.__class__ is not str:
-            continue  # a comment or processing instruction
-        name = tag[_CUT:]  # the schema allows only CAP elements below <info>
-        field = _INFO_TEXT.get(name)
-        if field is not None:
-            f[field] = _text(el)
-        elif name == "valueName":
-            pair_name = _text(el)
-        elif name == "value":
-            pairs.append(pair_cls(pair_name, _text(el)))
-        elif name == "polygon":
-            area.polygons.append(Polygon(_text(el)))  # type: ignore[union-attr]
-        elif name == "circle":
-            area.circles.append(Circle(_text(el)))  # type: ignore[union-attr]
-        elif name == "geocode":
-            pairs, pair_cls = area.geocodes, Geocode  # type: ignore[union-attr]
-        elif name == "area":
-            if area is not None:
-                areas.append(area.build())
-            area = _AreaParts()
-        elif name == "areaDesc":
-            area.desc = _text(el)  # type: ignore[union-attr]
-        elif name == "category":
-            categories.append(_CATEGORY[_text(el)])
-        elif name in ("effective", "onset", "expires"):
-            f[name] = _time(el)
-        elif name == "urgency":
-            f["urgency"] = _URGENCY[_text(el)]
-        elif name == "severity":
-            f["severity"] = _SEVERITY[_text(el)]
-        elif name == "certainty":
-            f["certainty"] = _CERTAINTY[_text(el)]
-        elif name == "responseType":
-            responses.append(_RESPONSE[_text(el)])
-        elif name == "eventCode":
-            pairs, pair_cls = event_codes, EventCode
-        elif name == "parameter":
-            pairs, pair_cls = parameters, Parameter
-        elif name in ("language", "web"):  # xs:language and xs:anyURI collapse whitespace
-            f[name] = _text(el).strip()
-        elif name == "resource":
-            if resource is not None:
-                resources.append(Resource(**resource))
-            resource = {}
-        elif name in _RESOURCE_TEXT:
-            resource[_RESOURCE_TEXT[name]] = _text(el)  # type: ignore[index]
-        elif name == "size":
-            resource["size"] = int(_text(el).strip())  # type: ignore[index]
-        elif name == "uri":
-            resource["uri"] = _text(el).strip()  # type: ignore[index]
-        elif name == "altitude":
-            area.altitude = Decimal(_text(el).strip())  # type: ignore[union-attr]
-        elif name == "ceiling":
-            area.ceiling = Decimal(_text(el).strip())  # type: ignore[union-attr]
-    if resource is not None:
-        resources.append(Resource(**resource))
-    if area is not None:
-        areas.append(area.build())
-    return Info(
-        categories=tuple(categories), response_types=tuple(responses),
-        event_codes=tuple(event_codes), parameters=tuple(parameters),
-        resources=tuple(resources), areas=tuple(areas), **f,
-    )
+        kind = kinds.get(tag)
+        if kind is None:  # a comment or PI: the schema allows nothing else
+            continue
+        if kind < 100:
+            v[kind] = (el.text or "") if clean else _text(el)
+        elif kind == _ENUM:
+            v[_SLOT[tag]] = _ENUMS[tag][(el.text or "") if clean else _text(el)]
+        elif kind == _TIME:
+            v[_SLOT[tag]] = _time(el, (el.text or "") if clean else _text(el))
+        elif kind == _AREA:
+            areas.append(_area(el, clean))
+        elif kind == _CATEGORY_K:
+            categories.append(_CATEGORY[(el.text or "") if clean else _text(el)])
+        elif kind == _STRIPPED:  # xs:language and xs:anyURI collapse whitespace
+            v[_SLOT[tag]] = ((el.text or "") if clean else _text(el)).strip()
+        elif kind == _EVENT_CODE:
+            event_codes.append(EventCode(el[0].text or "", el[1].text or "") if clean
+                               else EventCode(*_pair(el)))
+        elif kind == _PARAMETER:
+            parameters.append(Parameter(el[0].text or "", el[1].text or "") if clean
+                              else Parameter(*_pair(el)))
+        elif kind == _RESOURCE:
+            resources.append(_resource(el, clean))
+        else:
+            responses.append(_RESPONSE[(el.text or "") if clean else _text(el)])
+    v[0] = tuple(categories)
+    v[6] = tuple(responses)
+    v[8] = tuple(event_codes)
+    v[18] = tuple(parameters)
+    v[19] = tuple(resources)
+    v[20] = tuple(areas)
+    return Info(*v)
+
+
+def _pair(el: etree._Element) -> tuple[str, str]:
+    """valueName and value (the two elements the schema requires, in that order) when
+    comments or PIs may stand between them."""
+    name, value = [c for c in el if c.tag.__class__ is str]
+    return _text(name), _text(value)
+
+
+def _resource(el: etree._Element, clean: bool) -> Resource:
+    r: list[Any] = [None] * 6
+    kinds = _RESOURCE_KIND
+    for child in el:
+        kind = kinds.get(child.tag)
+        if kind is None:
+            continue
+        text = (child.text or "") if clean else _text(child)
+        if kind < 100:
+            r[kind] = text
+        elif kind == _SIZE:
+            r[2] = int(text.strip())
+        else:
+            r[3] = text.strip()
+    return Resource(*r)
+
+
+def _area(el: etree._Element, clean: bool) -> Area:
+    desc = ""
+    polygons: list[Polygon] = []
+    circles: list[Circle] = []
+    geocodes: list[Geocode] = []
+    altitude = ceiling = None
+    kinds = _AREA_KIND
+    for child in el:
+        kind = kinds.get(child.tag)
+        if kind is None:
+            continue
+        if kind == _GEOCODE:
+            geocodes.append(Geocode(child[0].text or "", child[1].text or "") if clean
+                            else Geocode(*_pair(child)))
+        elif kind == _POLYGON:
+            polygons.append(Polygon((child.text or "") if clean else _text(child)))
+        elif kind == _AREA_DESC:
+            desc = (child.text or "") if clean else _text(child)
+        elif kind == _CIRCLE:
+            circles.append(Circle((child.text or "") if clean else _text(child)))
+        elif kind == _ALTITUDE:
+            altitude = Decimal(_text(child).strip())
+        else:
+            ceiling = Decimal(_text(child).strip())
+    return Area(desc, tuple(polygons), tuple(circles), tuple(geocodes), altitude, ceiling)
 
 
 def identify(root: etree._Element) -> AlertKey | None:

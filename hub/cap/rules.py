@@ -39,20 +39,106 @@ CLOCK_SKEW = timedelta(minutes=5)
 def check(alert: Alert, *, now: datetime | None = None) -> list[Problem]:
     """All CAP 1.2 rule findings for ``alert``; ``now`` (timezone-aware) enables the warnings
     about a message sent in the future or already expired. Raises only for a naive ``now``:
-    that is a fault of the caller, not of the message."""
-    problems = [
-        *_identity(alert),
-        *_datetimes(alert),
-        *_references(alert),
-        *_distribution(alert),
-    ]
+    that is a fault of the caller, not of the message.
+
+    Every rule has a cheap test that a clean message passes (one regular expression, a few
+    comparisons); only a part that fails it is looked at again by the rule's own code, which
+    words the findings. Most messages are clean, so most checks cost a few microseconds."""
+    if now is not None and now.utcoffset() is None:
+        raise ValueError("check(now=...) needs a timezone-aware datetime")
+    problems: list[Problem] = []
+    identifier, sender = alert.identifier, alert.sender
+    if not identifier or not sender or _FORBIDDEN.search(identifier) or _FORBIDDEN.search(sender):
+        problems.extend(_identity(alert))
+    aware = _all_aware(alert)
+    if not aware:
+        problems.extend(_datetimes(alert))
+    if alert.references is not None or alert.msg_type in _REFERRING:
+        problems.extend(_references(alert))
+    incidents = alert.incidents
+    if (alert.scope is not Scope.PUBLIC or alert.restriction is not None or alert.addresses is not None
+            or (incidents is not None and incidents.count('"') % 2)):
+        problems.extend(_distribution(alert))
     for i, info in enumerate(alert.infos, 1):
-        problems.extend(_info(alert, info, f"/alert/info[{i}]"))
+        if not aware or not _clean_info(alert, info):
+            problems.extend(_info(alert, info, f"/alert/info[{i}]"))
     if now is not None:
-        if now.utcoffset() is None:
-            raise ValueError("check(now=...) needs a timezone-aware datetime")
         problems.extend(_clock(alert, now))
     return problems
+
+
+def _all_aware(alert: Alert) -> bool:
+    if alert.sent.utcoffset() is None:
+        return False
+    for info in alert.infos:
+        if ((info.effective is not None and info.effective.utcoffset() is None)
+                or (info.onset is not None and info.onset.utcoffset() is None)
+                or (info.expires is not None and info.expires.utcoffset() is None)):
+            return False
+    return True
+
+
+# Fast tests: a match means the rule's own code would find nothing to say. Coordinates in
+# range written plainly (no exponent, no other digits than 0-9); anything else goes the long way.
+_LAT = r"[-+]?(?:[0-8]?[0-9](?:\.[0-9]*)?|\.[0-9]+|90(?:\.0*)?)"
+_LON = r"[-+]?(?:(?:1[0-7][0-9]|[0-9]?[0-9])(?:\.[0-9]*)?|\.[0-9]+|180(?:\.0*)?)"
+_CLEAN_POLYGON = re.compile(rf"\s*{_LAT},{_LON}(?:\s+{_LAT},{_LON}){{3,}}\s*")
+_CLEAN_CIRCLE = re.compile(rf"\s*{_LAT},{_LON}\s+(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*")
+# An absolute URI with a host, in plain ASCII: what urlsplit reads as scheme and netloc.
+_CLEAN_URI = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9._~%!$&'()*+,;=:@-]+"
+                        r"(?:[/?#][^\x00-\x20\[\]\x7f]*)?\s*")
+
+
+def _clean_info(alert: Alert, info: Info) -> bool:  # noqa: C901 - one test per rule of _info
+    """True when ``_info`` would find nothing in ``info`` (of an alert whose times all carry
+    an offset)."""
+    language = info.language
+    if language and (_RFC3066.fullmatch(language) is None or not _common_primary(language)):
+        return False
+    expires = info.expires
+    if expires is not None:
+        sent = alert.sent
+        if not expires > sent:
+            return False
+        if info.effective is not None and not expires > info.effective:
+            return False
+        if info.onset is not None and not expires > info.onset:
+            return False
+    for pairs in (info.event_codes, info.parameters):
+        for pair in pairs:
+            if not pair.value_name.strip():
+                return False
+    if info.web is not None and _CLEAN_URI.fullmatch(info.web) is None:
+        return False
+    for resource in info.resources:
+        if (resource.size is not None and resource.size < 0) or resource.deref_uri is not None:
+            return False
+        if resource.uri is not None and _CLEAN_URI.fullmatch(resource.uri) is None:
+            return False
+    for area in info.areas:
+        for polygon in area.polygons:
+            if _CLEAN_POLYGON.fullmatch(polygon.text) is None or not _closed(polygon.text):
+                return False
+        for circle in area.circles:
+            if _CLEAN_CIRCLE.fullmatch(circle.text) is None:
+                return False
+        for geocode in area.geocodes:
+            if not geocode.value_name.strip():
+                return False
+        ceiling = area.ceiling
+        if ceiling is not None and (area.altitude is None or ceiling < area.altitude):
+            return False
+    return True
+
+
+def _common_primary(tag: str) -> bool:
+    primary = tag.split("-", 1)[0]
+    return 2 <= len(primary) <= 3
+
+
+def _closed(text: str) -> bool:
+    """The first pair written exactly as the last (the common case of a closed polygon)."""
+    return text.split(None, 1)[0] == text.rsplit(None, 1)[-1]
 
 
 def _forbidden(value: str) -> str:

@@ -207,11 +207,18 @@ def validate(root: etree._Element) -> list[Problem]:
     root_problem = check_root(root)
     if root_problem is not None:
         return [root_problem]
+    return validate_alert(root)
+
+
+def validate_alert(root: etree._Element, *, signature_order: bool = True) -> list[Problem]:
+    """``validate`` for a root that ``check_root`` has accepted. ``signature_order=False``
+    leaves out the check that XML-DSig elements come last, for a caller that walks the
+    root's children anyway (``hub.cap.parse``) and reports ``late_element`` itself."""
     if root.getparent() is not None:  # an alert inside another document: paths start at it
         root = copy.deepcopy(root)
     schema = _schema()
     if schema.validate(root):
-        return _signature_order(root)
+        return _signature_order(root) if signature_order else []
     by_path = {}
     tree = root.getroottree()
     for el in root.iter():
@@ -229,12 +236,17 @@ def _signature_order(root: etree._Element) -> list[Problem]:
     """libxml2 lets an XML-DSig element stand before an ``<info>``; the schema does not."""
     for signature in root.iterchildren(f"{_DSIG_PREFIX}*"):
         for late in signature.itersiblings(f"{_CAP_PREFIX}*"):
-            name = etree.QName(late).localname
-            return [error(element_path(late), Code.XSD_UNEXPECTED,
-                          f"<{name}> comes after a signature element; in <alert> the XML-DSig "
-                          "<Signature> must come last", _line(late))]
+            return [late_element(late)]
         break  # only the first signature matters: whatever follows it is checked above
     return []
+
+
+def late_element(late: etree._Element) -> Problem:
+    """The finding for a CAP element that comes after an XML-DSig element in ``<alert>``."""
+    name = etree.QName(late).localname
+    return error(element_path(late), Code.XSD_UNEXPECTED,
+                 f"<{name}> comes after a signature element; in <alert> the XML-DSig "
+                 "<Signature> must come last", _line(late))
 
 
 def _translate(entry: _LogEntry, el: etree._Element | None, root: etree._Element) -> Problem:
