@@ -52,6 +52,7 @@ import aio_pika
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._servers import finish  # noqa: E402
 from hub.broker.amqp import AmqpBroker  # noqa: E402
 from hub.broker.memory import MemoryBroker  # noqa: E402
 from hub.cap.parse import parse  # noqa: E402
@@ -353,10 +354,7 @@ def main() -> int:
                 ctl("delete_vhost", vhost)
             except (OSError, subprocess.SubprocessError) as exc:
                 print(f"could not delete the virtual host {vhost}: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(tmp, args.keep)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ Every figure is printed beside a baseline measured in the same run, because this
 shared and noisy: the same client, the same N, C and bodies, against a trivial aiohttp
 server (also a separate process) whose POST handler reads the body and answers 202. The
 ratio is what to compare between runs. Targets: p99 < 50 ms and >= 500 alerts/s.
-CPU time per request is printed for the server (user + system, all its threads, from /proc,
-where it exists) and for the client (this process), as the client shares the machine.
+CPU time per request is printed for the server (user + system, all its threads and the worker
+processes it started, from /proc, where it exists) and for the client (this process), as the
+client shares the machine. `--api-only` runs `cap-hub api` (needs CAPHUB_AMQP_URL): ingest
+without the routing, tracking and push stages that `serve` also runs in the same process.
 """
 
 from __future__ import annotations
@@ -21,14 +23,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -39,6 +36,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._servers import Server, cap_hub_argv, finish, free_port  # noqa: E402
 from hub.cap import devkeys  # noqa: E402
 from hub.cap.sign import sign  # noqa: E402
 from hub.domain import EntityType, Role  # noqa: E402
@@ -71,13 +69,6 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 
 
 # --- set-up -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def register(data_dir: Path, cert_pem: bytes) -> str:
@@ -117,55 +108,6 @@ def build_alerts(count: int, key_pem: bytes, cert_pem: bytes, tag: str) -> list[
         docs.append(sign(doc.encode(), key_pem, cert_pem))
     return docs
 
-
-class Server:
-    """A server in its own process, stopped by its own PID (terminate, wait, kill if needed)."""
-
-    def __init__(self, name: str, argv: list[str], port: int, log: Path) -> None:
-        self.name, self.port, self.log = name, port, log
-        self._out = log.open("wb")
-        self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer /health within {timeout:g} s:\n{self.tail()}")
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the process (all threads), from /proc; None elsewhere."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self._out.close()
-
-    def tail(self, lines: int = 20) -> str:
-        self._out.flush()
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -263,6 +205,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=32, metavar="C",
                     help="requests in flight (default 32)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (data, logs)")
+    ap.add_argument("--api-only", action="store_true",
+                    help="run `cap-hub api` (ingest alone) instead of `cap-hub serve` (every stage)")
     args = ap.parse_args()
     n, c = args.alerts, args.concurrency
     if n < 1 or c < 1:
@@ -282,14 +226,13 @@ def main() -> int:
               f"(built in {time.perf_counter() - t0:.1f} s), concurrency {c}, "
               f"{os.cpu_count()} CPU(s); {WARMUP} warm-up requests per server, not counted")
 
-        venv_bin = Path(sys.executable).parent
-        cap_hub = venv_bin / "cap-hub"
-        hub_argv = ([str(cap_hub)] if cap_hub.exists() else [sys.executable, "-m", "hub"])
+        hub_argv = cap_hub_argv()
         base_port, hub_port = free_port(), free_port()
         baseline = Server("baseline server", [sys.executable, "-c", BASELINE_SERVER, str(base_port)],
                           base_port, tmp / "baseline.log")
         servers.append(baseline)
-        hub = Server("cap-hub serve", [*hub_argv, "serve", "--data", str(data), "--port", str(hub_port)],
+        command = "api" if args.api_only else "serve"
+        hub = Server(f"cap-hub {command}", [*hub_argv, command, "--data", str(data), "--port", str(hub_port)],
                      hub_port, tmp / "serve.log")
         servers.append(hub)
         baseline.wait_healthy()
@@ -299,7 +242,7 @@ def main() -> int:
         ours = run_client(hub, warmup, bodies, c, token, 201)
 
         print(line("baseline (read, 202)", base, 202))
-        print(line("cap-hub POST /cap", ours, 201))
+        print(line(f"cap-hub {command}: POST /cap", ours, 201))
         print(f"  ratio                     {ours.rate() / base.rate():9.3f}x throughput, "
               f"p50 {ours.pct(50) / base.pct(50):.1f}x, p99 {ours.pct(99) / base.pct(99):.1f}x the baseline")
         ok_rate = "met" if ours.rate() >= TARGET_RATE else "MISSED"
@@ -315,12 +258,7 @@ def main() -> int:
             return 1
         return 0
     finally:
-        for server in reversed(servers):
-            server.stop()
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        finish(tmp, args.keep, servers)
 
 
 if __name__ == "__main__":

@@ -16,28 +16,29 @@ import functools
 import hashlib
 import json
 import logging
+import multiprocessing
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hub import rights
 from hub.broker.base import Broker
-from hub.cap import profiles
 from hub.cap.ack import build_ack, build_error
-from hub.cap.model import Alert, AlertKey, MsgType, Status
-from hub.cap.parse import ParseResult, identify, parse
+from hub.cap.model import Alert, AlertKey, MsgType
+from hub.cap.parse import parse
 from hub.cap.problems import Code, Problem, error
 from hub.cap.serialize import to_xml
 from hub.cap.sign import sign
-from hub.cap.trust import TrustStore
-from hub.cap.verify import SignaturePolicy, VerifyResult, verify
 from hub.cap.verify import Status as SigStatus
 from hub.config import Settings
 from hub.domain import Account, AlertState, Entity, StoredAlert
 from hub.errors import SignatureError
+from hub.services import ingest_work
+from hub.services.ingest_work import Checked, SignatureInputs
 from hub.store.base import Conflict, NewAlert, Store
 
 log = logging.getLogger(__name__)
@@ -101,64 +102,91 @@ class Ingest:
         self._settings = settings
         self._executor = executor
         self._clock = clock
+        self._processes = settings.ingest.processes
+        self._pool: ProcessPoolExecutor | None = None
 
-    async def _cpu(self, fn: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    async def post(self, data: bytes, caller: Caller) -> Outcome:
-        """Check, store and publish one CAP message; never raises for what the caller sent."""
+    async def _cpu(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)`` in a worker process (``ingest.processes``), else in the
+        thread pool. ``fn`` and its arguments must then be picklable: ``ingest_work``."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs)
+        if self._processes > 0:
+            pool = self._pool
+            if pool is None:
+                pool = self._pool = _process_pool(self._processes)
+            try:
+                return await loop.run_in_executor(pool, call)
+            except BrokenProcessPool:  # a worker died (killed, out of memory): new ones next time
+                log.warning("an ingest worker process died; starting new ones")
+                if self._pool is pool:
+                    self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+        return await loop.run_in_executor(self._executor, call)
+
+    async def post(self, data: bytes, caller: Caller, *, on_behalf: bool = False) -> Outcome:
+        """Check, store and publish one CAP message; never raises for what the caller sent.
+        ``on_behalf``: the hub built and signed the message for the caller (a template sent):
+        the hub's own certificate is then trusted beside the entity's; every other check
+        is the same."""
         now = self._clock()
         key: AlertKey | None = None
         try:
-            result = await self._cpu(lambda: self._parse(data, caller.entity, now))
-            if result.root is not None:
-                key = identify(result.root)
-            if not result.ok or result.alert is None:
-                raise self._invalid(result)
-            alert = result.alert
+            # Parse, rules and the signature in one step (one trip to a worker): the
+            # signature's verdict is only looked at once the message is valid and its
+            # sender is the caller's, in that order.
+            checked = await self._cpu(
+                ingest_work.check, data, max_bytes=self._settings.cap.max_bytes,
+                profile=caller.entity.profile or self._settings.cap.profile, now=now,
+                sig=await self._signature_inputs(caller.entity, on_behalf))
+            key = checked.key
+            if not checked.ok or checked.alert is None:
+                raise self._invalid(checked)
+            alert = checked.alert
             key = alert.key
             # Whose message it is comes first: a signature is judged against the certificates
             # of the entity the sender belongs to, which must be the caller's.
             self._check_sender(alert, caller)
-            await self._check_signature(data, alert, caller.entity, now)
+            self._check_signature(checked)
             self._check_rights(alert, caller)
             existing = await self._store.find_alert(key.sender, key.identifier, key.sent)
             digest = hashlib.sha256(data).hexdigest()
             if existing is not None:
                 return self._repeat(existing, digest, alert, now)
             referenced = await self._references(alert, caller.entity, now)
-            return await self._accept(data, digest, alert, result.problems, referenced, caller, now)
+            return await self._accept(data, digest, alert, checked.problems, referenced, caller, now)
         except _Refused as refused:
             return await self._refuse(refused, key, now)
 
     # --- the steps -------------------------------------------------------------------------
 
-    def _parse(self, data: bytes, entity: Entity, now: datetime) -> ParseResult:
-        name = entity.profile or self._settings.cap.profile
-        profile = profiles.get_profile(name) if name else None
-        return parse(data, max_bytes=self._settings.cap.max_bytes, profile=profile, now=now)
+    async def _signature_inputs(self, entity: Entity, on_behalf: bool) -> SignatureInputs:
+        certificates = await self._store.certificates(entity.id)
+        pems = tuple(c.pem for c in certificates)
+        sig = self._settings.signature
+        return SignatureInputs(
+            senders=entity.senders, pems=pems + (self._identity.cert_pem,) if on_behalf else pems,
+            required=entity.signature_required, expiry_at=sig.expiry_at,
+            allow_sha1=sig.allow_sha1, allow_dsa=sig.allow_dsa,
+        )
 
     @staticmethod
-    def _invalid(result: ParseResult) -> _Refused:
+    def _invalid(result: Checked) -> _Refused:
         errors = result.errors
         if any(p.code == Code.XML_TOO_LARGE for p in errors):
             return _Refused(413, "too-large", errors, "message refused: too large")
         return _Refused(400, "invalid", result.problems,
                         f"message refused: {len(errors)} error(s) in the CAP message")
 
-    async def _check_signature(self, data: bytes, alert: Alert, entity: Entity, now: datetime) -> None:
-        certificates = await self._store.certificates(entity.id)
-        trust = _trust_store(entity.senders, tuple(c.pem for c in certificates))
-        sig = self._settings.signature
-        policy = SignaturePolicy(
-            # Signatures are required of Actual messages; exercises and tests may come unsigned,
-            # but a signature that is present is always checked.
-            required=entity.signature_required and alert.status is Status.ACTUAL,
-            expiry_at=sig.expiry_at, allow_sha1=sig.allow_sha1, allow_dsa=sig.allow_dsa,
-        )
-        result: VerifyResult = await self._cpu(
-            lambda: verify(data, trust=trust, policy=policy, sender=alert.sender, now=now))
-        if result.valid:
+    @staticmethod
+    def _check_signature(checked: Checked) -> None:
+        result = checked.signature
+        if result is None or result.valid:
             return
         status = 403 if result.status in (SigStatus.UNTRUSTED_KEY, SigStatus.EXPIRED) else 400
         problem = error("/alert/Signature", f"signature-{result.status.value.replace('_', '-')}",
@@ -217,7 +245,8 @@ class Ingest:
         ack = build_ack(alert.key, sender=self._identity.sender, identifier=_new_id("ack"), sent=now,
                         status=alert.status, problems=warnings,
                         summary=f"accepted {alert.msg_type.value} {alert.identifier}")
-        ack_xml = await self._cpu(lambda: self._identity.sign(to_xml(ack)))
+        ack_xml = await self._cpu(ingest_work.sign_answer, ack, self._identity.key_pem,
+                                  self._identity.cert_pem)
         is_answer = alert.msg_type in (MsgType.ACK, MsgType.ERROR)
         ids = [r.id for r in referenced]
         state_change = _LIFECYCLE.get(alert.msg_type)
@@ -244,7 +273,8 @@ class Ingest:
             if existing is None:
                 raise
             return self._repeat(existing, digest, alert, now)
-        published = await self._publish(stored, alert, referenced)
+        published = await self._publish(stored, alert, referenced,
+                                        caller.entity.simulation or self._settings.simulation.enabled)
         return Outcome(201, "accepted", ack, ack_xml, tuple(warnings), stored, published)
 
     async def countersign(self, stored: StoredAlert) -> bytes:
@@ -254,17 +284,19 @@ class Ingest:
         would otherwise spend on every alert, emitted or not."""
         if stored.signed:
             return stored.signed
-        signed = await self._cpu(lambda: self._identity.sign(stored.received))
+        signed = await self._cpu(sign, stored.received, self._identity.key_pem, self._identity.cert_pem)
         await self._store.set_signed(stored.id, signed)
         return signed
 
     async def _publish(
-        self, stored: StoredAlert, alert: Alert, referenced: list[StoredAlert]
+        self, stored: StoredAlert, alert: Alert, referenced: list[StoredAlert], simulation: bool = False
     ) -> tuple[str, ...]:
         event = {
             "id": stored.id, "sender": stored.sender, "identifier": stored.identifier,
             "sent": stored.sent, "status": stored.status, "msgType": stored.msg_type,
             "scope": stored.scope, "references": [r.id for r in referenced],
+            # of the simulation environment (a simulation entity or hub): never for real outputs
+            "simulation": simulation,
         }
         topics = ["alert.accepted"]
         if alert.msg_type is MsgType.CANCEL:
@@ -285,17 +317,21 @@ class Ingest:
         answer = build_error(key, sender=self._identity.sender, identifier=_new_id("error"),
                              sent=now, problems=refused.problems, summary=refused.summary)
         try:
-            answer_xml = await self._cpu(lambda: self._identity.sign(to_xml(answer)))
+            answer_xml = await self._cpu(ingest_work.sign_answer, answer, self._identity.key_pem,
+                                         self._identity.cert_pem)
         except SignatureError:  # never leave a caller without an answer
             log.exception("could not sign an Error")
             answer_xml = to_xml(answer)
         return Outcome(refused.status, refused.reason, answer, answer_xml, refused.problems)
 
 
-@functools.lru_cache(maxsize=64)
-def _trust_store(senders: tuple[str, ...], pems: tuple[bytes, ...]) -> TrustStore:
-    """Keyed on the certificates themselves, so a newly registered one is seen at once."""
-    return TrustStore.from_pem({s: list(pems) for s in senders})
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked from a small server process that has already imported the
+    CAP core, so that starting one costs milliseconds and shares nothing with the event
+    loop's threads."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["hub.services.ingest_work"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 def _new_id(kind: str) -> str:

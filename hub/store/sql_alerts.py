@@ -12,7 +12,15 @@ import aiosqlite
 
 from hub.domain import AlertState, StoredAlert
 from hub.store.base import NewAlert, NotFound
-from hub.store.sql_common import SqlBase, from_utc_text, ids_json, integrity, opt_utc, utc_text
+from hub.store.sql_common import (
+    SqlBase,
+    from_utc_text,
+    ids_json,
+    integrity,
+    opt_utc,
+    utc_text,
+    where_clause,
+)
 
 ALERT_COLUMNS = (
     "id, sender, identifier, sent, status, msg_type, scope, expires_utc, refs, entity_id, "
@@ -80,7 +88,7 @@ class AlertSql(SqlBase):
             return _stored(alert_id, alert)
 
         plain = not links and supersede_ids == "[]" and cancel_ids == "[]"
-        return await self._write(op, single_statement=plain)
+        return await self._write(op, single_statement=plain, sql_only=True)
 
     async def alert(self, alert_id: int) -> StoredAlert | None:
         row = await self._read_one(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,))
@@ -94,26 +102,10 @@ class AlertSql(SqlBase):
         """Newest first (by id). ``since`` keeps alerts sent at or after that instant."""
         if limit <= 0:
             return []
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if since is not None:
-            where.append("sent_utc >= ?")
-            params.append(utc_text(since))
-        if sender is not None:
-            where.append("sender = ?")
-            params.append(sender)
-        if identifier is not None:
-            where.append("identifier = ?")
-            params.append(identifier)
-        if public_only:
-            where.append("scope = 'Public' AND status = 'Actual'")
-        if before_id is not None:
-            where.append("id < ?")
-            params.append(before_id)
-        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        clause, params = where_clause(
+            [("status = ?", status), ("sent_utc >= ?", opt_utc(since)), ("sender = ?", sender),
+             ("identifier = ?", identifier), ("id < ?", before_id)],
+            fixed=["scope = 'Public' AND status = 'Actual'"] if public_only else [])
         rows = await self._read(
             f"SELECT {ALERT_COLUMNS} FROM alerts {clause}ORDER BY id DESC LIMIT ?", (*params, limit))
         return [alert_row(row) for row in rows]

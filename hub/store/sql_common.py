@@ -45,6 +45,21 @@ def opt_utc(moment: datetime | None) -> str | None:
     return None if moment is None else utc_text(moment)
 
 
+def where_clause(conditions: Iterable[tuple[str, Any]], *,
+                 fixed: Iterable[str] = ()) -> tuple[str, list[Any]]:
+    """``"WHERE a = ? AND ... "`` (or ``""``) and its parameters, for the optional filters of a
+    listing. ``conditions``: (SQL with one ``?``, value), left out where the value is None;
+    ``fixed``: conditions without parameters, kept literal so that a partial index can match."""
+    where: list[str] = []
+    params: list[Any] = []
+    for sql, value in conditions:
+        if value is not None:
+            where.append(sql)
+            params.append(value)
+    where.extend(fixed)
+    return (f"WHERE {' AND '.join(where)} " if where else ""), params
+
+
 def ids_json(ids: Iterable[int]) -> str:
     """Distinct ids as a JSON array, in first-seen order (for ``json_each``)."""
     return json.dumps(list(dict.fromkeys(int(i) for i in ids)))
@@ -81,9 +96,11 @@ class SqlBase(ABC):
     """The primitives the areas' mixins use; ``SqliteStore`` implements them."""
 
     @abstractmethod
-    async def _write(self, op: Op[T], *, single_statement: bool = False) -> T:
+    async def _write(self, op: Op[T], *, single_statement: bool = False, sql_only: bool = False) -> T:
         """Run ``op`` on the writer's connection inside a transaction; return once committed.
-        ``single_statement``: ``op`` runs exactly one statement (no savepoint needed)."""
+        ``single_statement``: ``op`` runs exactly one statement (no savepoint needed).
+        ``sql_only`` (implied by ``single_statement``): ``op`` awaits nothing but the
+        connection's methods, so it may run on the connection's own thread."""
 
     @abstractmethod
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:

@@ -7,7 +7,9 @@ commit (up to ``max_batch`` jobs, optionally lingering ``linger`` seconds for mo
 each job inside a SAVEPOINT of one ``BEGIN IMMEDIATE`` transaction, commits once, and only
 then answers each caller. A job that fails (a UNIQUE violation: ``Conflict``) is rolled
 back to its savepoint and fails alone; the others of the batch commit. If the commit
-itself fails, every job of the batch fails with ``StoreError``.
+itself fails, every job of the batch fails with ``StoreError``. Jobs of plain SQL (most
+writes, an alert's included) run together on the connection's thread, one trip for the
+whole run of them, rather than one trip per statement.
 
 Reads use a second connection (``query_only``); WAL lets it read while the writer writes,
 and each read is one statement, so it sees one consistent snapshot.
@@ -27,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 import aiosqlite
 
@@ -42,7 +45,11 @@ from hub.store.sql_audit import AuditSql
 from hub.store.sql_campaigns import CampaignSql
 from hub.store.sql_common import Op, T, from_utc_text, mapped, utc_text
 from hub.store.sql_entities import EntitySql
+from hub.store.sql_ledger import LedgerSql
 from hub.store.sql_members import MemberSql, fold
+from hub.store.sql_progress import ProgressSql
+from hub.store.sql_subscriptions import SubscriptionSql
+from hub.store.sql_templates import TemplateSql
 
 __all__ = ["FILENAME", "SqliteStore", "from_utc_text", "utc_text"]
 
@@ -58,10 +65,12 @@ class _Job(Generic[T]):
     op: Op[T]
     future: asyncio.Future[T]
     single_statement: bool = False
+    in_thread: bool = False  # plain SQL: runs on the connection's thread (``_run_in_thread``)
     outcome: tuple[bool, Any] = field(default=(False, None))
 
 
-class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
+class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql, ProgressSql, TemplateSql,
+                  LedgerSql, SubscriptionSql):
     """The ``Store``, ``MemberStore`` and ``CampaignStore`` on one SQLite file, usually
     ``<data_dir>/hub.sqlite3``.
 
@@ -125,6 +134,9 @@ class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
         await self._close_connections()
 
     async def _close_connections(self) -> None:
+        if self._wconn is not None:
+            with contextlib.suppress(Exception):
+                await self._wconn._execute(_close_thread_loop)  # type: ignore[no-untyped-call]
         for conn in (self._rconn, self._wconn):
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -142,13 +154,15 @@ class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
 
     # --- the writer
 
-    async def _write(self, op: Op[T], *, single_statement: bool = False) -> T:
+    async def _write(self, op: Op[T], *, single_statement: bool = False, sql_only: bool = False) -> T:
         """Queue ``op`` for the writer and wait until its batch is committed.
-        ``single_statement``: ``op`` runs exactly one statement (no savepoint needed)."""
+        ``single_statement``: ``op`` runs exactly one statement (no savepoint needed).
+        ``sql_only`` (implied by ``single_statement``): ``op`` only awaits the connection's
+        own methods, so it may run on the connection's thread with the rest of its batch."""
         if self._closing or self._queue is None or self._writer is None or self._writer.done():
             raise StoreError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Job(op, future, single_statement))
+        self._queue.put_nowait(_Job(op, future, single_statement, single_statement or sql_only))
         return await future
 
     async def _run_writer(self) -> None:
@@ -179,10 +193,7 @@ class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
         if not live:
             return
         try:
-            await conn.execute("BEGIN IMMEDIATE")
-            for job in live:
-                await self._run_job(conn, job)
-            await conn.execute("COMMIT")
+            await self._run_batch(conn, live)
         except BaseException as exc:
             if conn.in_transaction:
                 with contextlib.suppress(Exception):
@@ -203,6 +214,32 @@ class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+
+    @classmethod
+    async def _run_batch(cls, conn: aiosqlite.Connection, jobs: list[_Job[Any]]) -> None:
+        """One transaction for ``jobs``. Runs of plain-SQL jobs go to the connection's thread in
+        one trip each (BEGIN and COMMIT with them when they are at the ends): a trip per
+        statement, several per alert, cost more than the statements. Other jobs: a trip per
+        statement, as they may await other things between statements."""
+        begun = False
+        i = 0
+        while i < len(jobs):
+            if jobs[i].in_thread:
+                j = i
+                while j < len(jobs) and jobs[j].in_thread:
+                    j += 1
+                await conn._execute(  # type: ignore[no-untyped-call]
+                    _run_in_thread, conn, jobs[i:j], not begun, j == len(jobs))
+                begun = True
+                i = j
+                continue
+            if not begun:
+                await conn.execute("BEGIN IMMEDIATE")
+                begun = True
+            await cls._run_job(conn, jobs[i])
+            i += 1
+            if i == len(jobs):
+                await conn.execute("COMMIT")
 
     @staticmethod
     async def _run_job(conn: aiosqlite.Connection, job: _Job[Any]) -> None:
@@ -253,3 +290,109 @@ class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql):
 def _conforms(store: SqliteStore) -> tuple[Store, MemberStore, CampaignStore]:
     """mypy checks here that ``SqliteStore`` implements the store Protocols."""
     return store, store, store
+
+
+# --- the writer's batch, on the writer connection's own thread
+
+
+def _run_in_thread(conn: aiosqlite.Connection, jobs: list[_Job[Any]], begin: bool, commit: bool) -> None:
+    """Jobs of the batch's transaction, run on the thread of ``conn`` (aiosqlite's worker),
+    the transaction begun first and committed last when asked. Each job's failure undoes it
+    alone, as in ``_run_job``. The outcomes are left on the jobs for the event loop."""
+    sconn = conn._conn
+    shim = cast(aiosqlite.Connection, _InThread(sconn))
+    if begin:
+        sconn.execute("BEGIN IMMEDIATE")
+    for job in jobs:
+        if job.single_statement:
+            try:
+                job.outcome = (True, _finish(job.op(shim)))
+            except Exception as exc:
+                job.outcome = (False, mapped(exc))
+        else:
+            sconn.execute("SAVEPOINT job")
+            try:
+                value = _finish(job.op(shim))
+            except Exception as exc:
+                sconn.execute("ROLLBACK TO job")
+                sconn.execute("RELEASE job")
+                job.outcome = (False, mapped(exc))
+            else:
+                sconn.execute("RELEASE job")
+                job.outcome = (True, value)
+        if not sconn.in_transaction:  # an error that rolled back the whole batch (disk full, I/O)
+            raise StoreError("the transaction was rolled back")
+    if commit:
+        sconn.execute("COMMIT")
+
+
+_thread = threading.local()
+
+
+def _finish(step: Awaitable[T]) -> T:
+    """Run a write op to its end on the writer connection's thread, in an event loop of that
+    thread's own: on ``_InThread`` the database calls never suspend, and an op that hands
+    work to yet another thread (``asyncio.to_thread``) still can."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread, "loop", None)
+    if loop is None:
+        loop = _thread.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(step)
+
+
+def _close_thread_loop() -> None:
+    loop: asyncio.AbstractEventLoop | None = getattr(_thread, "loop", None)
+    if loop is not None:
+        _thread.loop = None
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+
+
+class _InThread:
+    """The part of ``aiosqlite.Connection`` that write ops use, done at once on the sqlite3
+    connection: ops run on the connection's own thread, so nothing needs to be awaited."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _Cursor:
+        return _Cursor(self._conn.execute(sql, parameters))
+
+    async def executemany(self, sql: str, parameters: Any) -> _Cursor:
+        return _Cursor(self._conn.executemany(sql, parameters))
+
+    async def execute_fetchall(self, sql: str, parameters: Any = ()) -> list[Any]:
+        return self._conn.execute(sql, parameters).fetchall()
+
+    async def execute_insert(self, sql: str, parameters: Any = ()) -> Any:
+        cursor = self._conn.execute(sql, parameters)
+        cursor.execute("SELECT last_insert_rowid()")
+        return cursor.fetchone()
+
+
+class _Cursor:
+    """The part of ``aiosqlite.Cursor`` that write ops use."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()

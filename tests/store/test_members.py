@@ -10,7 +10,6 @@ import sqlite3
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,14 +21,6 @@ from hub.store import Conflict, NotFound
 from hub.store.sqlite import FILENAME, SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore.in_data_dir(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def entity(store: SqliteStore, name: str = "PLP Gent") -> Entity:

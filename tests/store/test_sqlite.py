@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,14 +31,6 @@ def new_alert(n: int = 0, *, sender: str = "plp@zone.example", identifier: str |
         received=b"<alert>%d</alert>" % n, signed=b"<alert signed>%d</alert>" % n,
         answer=b"<ack>%d</ack>" % n, digest=f"{n:064x}", received_at=sent + timedelta(seconds=1),
     )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore.in_data_dir(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def add_entity(store: SqliteStore, name: str = "PLP Gent",
