@@ -45,21 +45,27 @@ def data(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-@pytest.fixture
-def run(data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
-    """``run("entity", "add", ...)``: cap-hub admin ... --data DATA → (status, stdout, stderr)."""
+def cli_runner(data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+               *command: str) -> Run:
+    """``go(*args)``: cap-hub COMMAND... ARGS --data DATA → (status, stdout, stderr)."""
     monkeypatch.delenv("CAPHUB_CONFIG", raising=False)
 
     def go(*args: str | Path) -> tuple[int, str, str]:
         capsys.readouterr()
         try:
-            code = main(["admin", *map(str, args), "--data", str(data)])
+            code = main([*command, *map(str, args), "--data", str(data)])
         except SystemExit as exc:  # argparse usage errors
             code = int(exc.code or 0)
         out, err = capsys.readouterr()
         return code, out, err
 
     return go
+
+
+@pytest.fixture
+def run(data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """``run("entity", "add", ...)``: cap-hub admin ... --data DATA → (status, stdout, stderr)."""
+    return cli_runner(data, capsys, monkeypatch, "admin")
 
 
 def counts(data: Path) -> dict[str, int]:

@@ -8,7 +8,8 @@ expires, status, msgType, urgency, severity, certainty, areaDesc, polygon, geoco
 the info the entry shows: the first that meets the filters (the first info without filters).
 
 A feed is cut into pages under ``max_bytes`` (Google Public Alerts takes at most 900 KB),
-linked with ``rel="next"``/``"previous"``/``"first"`` (RFC 5005). An entry too large for a page
+linked with ``rel="next"``/``"previous"``/``"first"`` (RFC 5005), and names its WebSub hub with
+``rel="hub"`` when there is one. An entry too large for a page
 by itself (a polygon of many thousands of points) is written without its ``cap:polygon``; the
 CAP document behind its link still has them.
 
@@ -236,6 +237,9 @@ def parse_filters(query: Mapping[str, str]) -> FeedFilter:  # noqa: C901 - one b
 # --- rendering ------------------------------------------------------------------------------
 
 
+SIMULATION_MARK = "[SIMULATION] "
+
+
 @dataclass(frozen=True, slots=True)
 class FeedItem:
     """One alert as a feed shows it: ``info`` is the one :meth:`FeedFilter.match` chose."""
@@ -243,6 +247,7 @@ class FeedItem:
     alert_id: int
     alert: Alert
     info: Info | None
+    simulation: bool = False  # of the simulation environment: its title says so
 
     @property
     def entry_id(self) -> str:
@@ -251,10 +256,11 @@ class FeedItem:
         return "urn:cap-hub:alert:" + quote(key, safe="@,:+!$'()*;=-._~")
 
     def title(self) -> str:
+        mark = SIMULATION_MARK if self.simulation else ""
         info = self.info
         if info is not None:
-            return (info.headline or "").strip() or info.event
-        return f"{self.alert.msg_type.value} {self.alert.identifier}"
+            return mark + ((info.headline or "").strip() or info.event)
+        return f"{mark}{self.alert.msg_type.value} {self.alert.identifier}"
 
     def summary(self) -> str:
         info = self.info
@@ -274,6 +280,7 @@ class FeedMeta:
     base_url: str
     author: str
     updated: datetime
+    websub_hub: str = ""  # a WebSub hub to name with rel="hub"; "" for none
 
     def page_url(self, page: int) -> str:
         if page == 1:
@@ -281,7 +288,7 @@ class FeedMeta:
         return self.self_url + ("&" if "?" in self.self_url else "?") + urlencode({"page": page})
 
     def cap_url(self, item: FeedItem) -> str:
-        return f"{self.base_url}/alerts/{item.alert_id}"
+        return f"{self.base_url}/alerts/{item.alert_id}.cap"
 
 
 def feed_url(base_url: str, path: str, filters: FeedFilter) -> str:
@@ -381,7 +388,9 @@ def _page_links(meta: FeedMeta, page: int, pages: int, tag: str) -> str:
         ("self", page, True), ("first", 1, pages > 1),
         ("previous", page - 1, page > 1), ("next", page + 1, page < pages)) if shown]
     kind = ATOM_TYPE if tag == "link" else RSS_TYPE
-    return "".join(f'<{tag} rel="{rel}" type="{kind}" href={_a(meta.page_url(n))}/>' for rel, n in links)
+    hub = f'<{tag} rel="hub" href={_a(meta.websub_hub)}/>' if meta.websub_hub else ""
+    return hub + "".join(f'<{tag} rel="{rel}" type="{kind}" href={_a(meta.page_url(n))}/>'
+                         for rel, n in links)
 
 
 def _atom_head(meta: FeedMeta, page: int, pages: int) -> str:

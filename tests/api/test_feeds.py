@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime as http_date
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -15,7 +18,7 @@ from yarl import URL
 
 from hub.api.feeds import FEEDS, Feeds
 from hub.cap.model import NAMESPACE
-from hub.domain import AlertState
+from hub.domain import AlertState, EntityType, Role
 from hub.outputs.feed import ATOM_NS
 from hub.wiring import Hub
 from tests.api.conftest import MakeSender, Sender
@@ -80,18 +83,22 @@ async def test_a_public_alert_appears_with_a_link_to_the_hub_signed_cap(
     assert entry.findtext("a:title", namespaces=NS) == "Zware rook"
     assert entry.findtext("cap:severity", namespaces=NS) == "Severe"
     href = entry.find("a:link[@type='application/cap+xml']", NS).get("href")  # type: ignore[union-attr]
-    assert href == f"http://{client.host}:{client.port}/alerts/{alert_id}"
+    assert href == f"http://{client.host}:{client.port}/alerts/{alert_id}.cap"
     self_link = root.find("a:link[@rel='self']", NS).get("href")  # type: ignore[union-attr]
     assert self_link == f"http://{client.host}:{client.port}/feeds/alerts.atom"
     # Building the feed signed nothing; the first read of the link does.
     stored = await hub.store.alert(alert_id)
     assert stored is not None and stored.signed == b""
-    async with client.get(f"/alerts/{alert_id}") as resp:
+    async with client.get(str(URL(str(href)).relative())) as resp:
         assert resp.status == 200
         assert resp.content_type == "application/cap+xml"
-        assert b"SignatureValue" in await resp.read()
+        signed = await resp.read()
+        assert b"SignatureValue" in signed
     stored = await hub.store.alert(alert_id)
-    assert stored is not None and stored.signed != b""
+    assert stored is not None and stored.signed == signed
+    async with client.get(f"/alerts/{alert_id}") as resp:  # the same document without the suffix
+        assert resp.content_type == "application/cap+xml"
+        assert await resp.read() == signed
 
 
 async def test_rss(client: TestClient, police: Sender) -> None:  # type: ignore[type-arg]
@@ -101,7 +108,7 @@ async def test_rss(client: TestClient, police: Sender) -> None:  # type: ignore[
     [item] = root.findall("channel/item")
     assert item.findtext("guid", "").startswith("urn:cap-hub:alert:police@example.be,R-1,")
     assert item.findtext("pubDate")
-    assert item.findtext("link", "").endswith(f"/alerts/{alert_id}")
+    assert item.findtext("link", "").endswith(f"/alerts/{alert_id}.cap")
     assert item.find("enclosure").get("type") == "application/cap+xml"  # type: ignore[union-attr]
 
 
@@ -144,9 +151,12 @@ async def test_cancelled_updated_and_expired_alerts_leave_but_stay_readable(
 
     for alert_id, state in ((cancelled, "cancelled"), (updated, "updated"), (soon_id, "expired"),
                             (keep, "active")):
-        async with client.get(f"/alerts/{alert_id}") as resp:
-            assert resp.status == 200
-            assert resp.headers["X-Alert-State"] == state
+        for path in (f"/alerts/{alert_id}.cap", f"/alerts/{alert_id}"):
+            async with client.get(path) as resp:
+                assert resp.status == 200
+                assert resp.content_type == "application/cap+xml"
+                assert resp.headers["X-Alert-State"] == state
+                assert b"SignatureValue" in await resp.read()
 
 
 async def test_exercise_and_test_only_in_the_test_feed(client: TestClient, police: Sender) -> None:  # type: ignore[type-arg]
@@ -180,6 +190,8 @@ async def test_private_and_restricted_alerts_are_not_in_the_feed(
     ({"point": "50.85,4.35"}, {"NL", "FR", "MINOR"}),
     ({"point": "50.631,5.571"}, {"LUIK"}),
     ({"point": "51.2,3.2"}, set()),
+    ({"urgency": "immediate"}, {"NL", "FR", "LUIK", "MINOR"}),
+    ({"urgency": "Future,Expected"}, set()),
 ])
 async def test_filters(client: TestClient, police: Sender, query: dict[str, str],  # type: ignore[type-arg]
                        expected: set[str]) -> None:
@@ -307,3 +319,148 @@ async def test_no_token_needed_and_an_empty_feed_is_valid(client: TestClient) ->
         async with client.get(path, params={"severity": "Extreme"}) as resp:
             assert resp.status == 200
             etree.fromstring(await resp.read())
+
+
+# --- issue 7, second part: settings, feed rules, 304 until each kind of change, metrics -------
+
+
+def check_feed_rules(data: bytes, *, atom: bool) -> list[str]:
+    """The feed rules CAP validators apply to index feeds, on what feedparser reads: unique
+    entry ids, a CAP link typed application/cap+xml on every entry, the required Atom
+    elements (feed and entry id, title, updated; an author), RSS guid and pubDate. Returns
+    the entry ids."""
+    import feedparser
+
+    parsed = feedparser.parse(data)
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    assert parsed.version == ("atom10" if atom else "rss20")
+    ids = [e.id for e in parsed.entries]
+    assert len(ids) == len(set(ids)), "entry ids are unique"
+    if atom:
+        assert parsed.feed.id and parsed.feed.title and parsed.feed.updated and parsed.feed.author
+    else:
+        assert parsed.feed.title and parsed.feed.link
+    for entry in parsed.entries:
+        cap_links = [link for link in entry.links if link.type == "application/cap+xml"]
+        assert cap_links and all(link.href.endswith(".cap") for link in cap_links)
+        if atom:
+            assert entry.id and entry.title and entry.updated and entry.get("author")
+        else:
+            assert entry.guid and entry.published  # guid and pubDate
+    return ids
+
+
+async def test_every_feed_meets_the_feed_rules(client: TestClient, police: Sender) -> None:  # type: ignore[type-arg]
+    await post(police, cap(police, "R-1"))
+    await post(police, cap(police, "R-2", lang="fr-BE"))
+    await post(police, cap(police, "R-X", status="Exercise"))
+    for path, atom, count in (("/feeds/alerts.atom", True, 2), ("/feeds/alerts.rss", False, 2),
+                              ("/feeds/test.atom", True, 1), ("/feeds/alerts.atom?lang=fr", True, 1),
+                              ("/feeds/alerts.rss?severity=Minor", False, 0)):
+        async with client.get(path) as resp:
+            assert len(check_feed_rules(await resp.read(), atom=atom)) == count, path
+
+
+async def test_exercise_never_leaks_into_the_public_feeds_whatever_the_filters(
+        client: TestClient, police: Sender) -> None:  # type: ignore[type-arg]
+    await post(police, cap(police, "EX-1", status="Exercise"))
+    await post(police, cap(police, "TS-1", status="Test", lang="fr-BE"))
+    queries: list[dict[str, str]] = [{}, {"lang": "fr"}, {"severity": "Severe"}, {"geocode": "NIS=21004"},
+                                     {"point": "50.85,4.35"}]
+    for query in queries:
+        for path in ("/feeds/alerts.atom", "/feeds/alerts.rss"):
+            root, _ = await feed(client, path, **query)
+            assert identifiers(root) == []
+    assert sorted(identifiers((await feed(client, "/feeds/test.atom"))[0])) == ["EX-1", "TS-1"]
+
+
+@pytest.mark.parametrize("change", ["update", "cancel", "expire"])
+async def test_304_with_the_same_etag_until_an_update_cancel_or_expiry(
+        hub: Hub, client: TestClient, police: Sender, change: str) -> None:  # type: ignore[type-arg]
+    lifetime = timedelta(seconds=3) if change == "expire" else timedelta(hours=2)
+    data, ref = police.alert("C-1", expires_in=lifetime)
+    await post(police, police.signed(data))
+    _, headers = await feed(client)
+    etag = headers["ETag"]
+    for _ in range(2):
+        async with client.get("/feeds/alerts.atom", headers={"If-None-Match": etag}) as resp:
+            assert resp.status == 304 and resp.headers["ETag"] == etag
+    if change == "update":
+        await post(police, police.signed(police.alert("C-2", msg_type="Update", references=ref)[0]))
+    elif change == "cancel":
+        await post(police, police.signed(police.alert("C-3", msg_type="Cancel", references=ref)[0]))
+    else:
+        stored = await hub.store.alert(1)
+        assert stored is not None and stored.expires is not None
+        await asyncio.sleep(max(0.0, (stored.expires - datetime.now(UTC)).total_seconds()) + 0.1)
+    async with client.get("/feeds/alerts.atom", headers={"If-None-Match": etag}) as resp:
+        assert resp.status == 200
+        new_etag = resp.headers["ETag"]
+        assert new_etag != etag
+        expected = ["C-2"] if change == "update" else []
+        assert identifiers(etree.fromstring(await resp.read())) == expected
+    async with client.get("/feeds/alerts.atom", headers={"If-None-Match": new_etag}) as resp:
+        assert resp.status == 304
+
+
+async def test_settings_max_age_base_url_and_websub_hub(
+        tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]],  # type: ignore[type-arg]
+        keypairs: dict[str, tuple[bytes, bytes]]) -> None:
+    from hub.api.app import create_app
+    from hub.config import FeedsSettings
+    from hub.services import admin
+    from tests.api.conftest import settings_for
+
+    settings = replace(settings_for(tmp_path), feeds=FeedsSettings(
+        max_age=300, base_url="https://alerts.example.be/", websub_hub="https://websub.example.be/hub"))
+    hub = await Hub.start(settings, tmp_path, roles=frozenset({"api"}))
+    try:
+        client = await aiohttp_client(create_app(hub))
+        await admin.add_entity(hub.store, "police", EntityType.GROUPS, ["police@example.be"],
+                               certificates=[("t", keypairs["police"][1])])
+        await admin.add_account(hub.store, "police", "acc", Role.COORDINATOR)
+        token = await admin.new_account_token(hub.store, "acc")
+        police = Sender("police", "police@example.be", token, *keypairs["police"], client)
+        alert_id = await post(police, cap(police, "B-1"))
+        for path, tag in (("/feeds/alerts.atom", "a:link"), ("/feeds/alerts.rss", "channel/a:link")):
+            root, headers = await feed(client, path)
+            assert headers["Cache-Control"] == "public, max-age=300"
+            links = {link.get("rel"): link.get("href") for link in root.findall(tag, NS)}
+            assert links["hub"] == "https://websub.example.be/hub"
+            assert links["self"] == f"https://alerts.example.be{path}"
+            assert headers["Link"] == (f'<https://websub.example.be/hub>; rel="hub", '
+                                       f'<https://alerts.example.be{path}>; rel="self"')
+        root, _ = await feed(client)
+        href = root.find("a:entry/a:link", NS).get("href")  # type: ignore[union-attr]
+        assert href == f"https://alerts.example.be/alerts/{alert_id}.cap"
+    finally:
+        await hub.stop()
+
+
+async def test_feed_metrics(client: TestClient, police: Sender) -> None:  # type: ignore[type-arg]
+    await post(police, cap(police, "MT-1"))
+    _, headers = await feed(client)
+    await feed(client, "/feeds/alerts.rss")
+    async with client.get("/feeds/alerts.atom", headers={"If-None-Match": headers["ETag"]}) as resp:
+        assert resp.status == 304
+    async with client.get("/metrics") as resp:
+        text = await resp.text()
+    assert 'caphub_feed_requests_total{feed="/feeds/alerts.atom"} 2.0' in text
+    assert 'caphub_feed_requests_total{feed="/feeds/alerts.rss"} 1.0' in text
+    assert 'caphub_feed_not_modified_total{feed="/feeds/alerts.atom"} 1.0' in text
+    assert "# TYPE caphub_pushes_total counter" in text
+
+
+async def test_the_cap_url_of_a_private_alert_needs_its_entitys_token(
+        client: TestClient, police: Sender) -> None:  # type: ignore[type-arg]
+    data, _ = police.alert("PRIV-1", scope="Private", extra="<addresses>plp-x</addresses>")
+    status, _, headers = await police.post(police.signed(data))
+    assert status == 201
+    path = headers["Location"] + ".cap"
+    async with client.get(path) as resp:
+        assert resp.status == 401
+    async with client.get(path, headers={"Authorization": f"Bearer {police.token}"}) as resp:
+        assert resp.status == 200 and resp.content_type == "application/cap+xml"
+    for bad in ("/alerts/x.cap", "/alerts/999.cap"):
+        async with client.get(bad) as resp:
+            assert resp.status == 404 and resp.content_type == "application/problem+json"

@@ -13,6 +13,7 @@ from hub.cap.model import NAMESPACE, Alert, Point, Severity
 from hub.cap.parse import parse
 from hub.outputs.feed import (
     ATOM_NS,
+    MAX_FEED_BYTES,
     NO_INFO,
     FeedFilter,
     FeedItem,
@@ -79,7 +80,7 @@ def test_atom_is_well_formed_with_the_required_elements(full: Alert, minimal: Al
             assert entry.findtext(f"a:{name}", namespaces=NS)
         [cap_link] = entry.findall("a:link[@type='application/cap+xml']", NS)
         assert cap_link.get("rel") == "alternate"
-    assert entries[0].find("a:link", NS).get("href") == f"{BASE}/alerts/7"  # type: ignore[union-attr]
+    assert entries[0].find("a:link", NS).get("href") == f"{BASE}/alerts/7.cap"  # type: ignore[union-attr]
 
 
 def test_atom_entry_carries_the_cap_index_fields(full: Alert) -> None:
@@ -117,13 +118,13 @@ def test_rss_is_well_formed_with_guid_pubdate_and_the_cap_link(full: Alert, mini
     items = channel.findall("item")
     assert len(items) == 2
     first = items[0]
-    assert first.findtext("link") == f"{BASE}/alerts/7"
+    assert first.findtext("link") == f"{BASE}/alerts/7.cap"
     assert first.find("guid").get("isPermaLink") == "false"  # type: ignore[union-attr]
     assert first.findtext("guid", "").startswith("urn:cap-hub:alert:")
     assert first.findtext("pubDate") == "Tue, 24 Nov 2026 10:15:00 +0100"
     enclosure = first.find("enclosure")
     assert enclosure is not None
-    assert (enclosure.get("type"), enclosure.get("url")) == ("application/cap+xml", f"{BASE}/alerts/7")
+    assert (enclosure.get("type"), enclosure.get("url")) == ("application/cap+xml", f"{BASE}/alerts/7.cap")
     assert first.findtext("cap:severity", namespaces=NS) == "Severe"
     assert first.findtext("cap:event", namespaces=NS) == "Brand in industriezone"
 
@@ -186,6 +187,40 @@ def test_pages_stay_under_the_limit_and_link_on(full: Alert) -> None:
     assert seen == [f"A-{n}" for n in range(30)]
     rss = rss_pages(META, alerts, max_bytes=8000)
     assert len(rss) > 2 and all(len(p) <= 8000 for p in rss)
+
+
+def test_the_default_limit_keeps_every_page_under_900_kb(full: Alert) -> None:
+    """At the real limit (Google Public Alerts takes at most 900 KB): about 2 MB of entries."""
+    assert MAX_FEED_BYTES == 900_000
+    alerts = [item(replace(full, identifier=f"BIG-{n}"), n) for n in range(1200)]
+    for render, tag in ((atom_pages, "a:link"), (rss_pages, "channel/atom:link")):
+        pages = render(META, alerts)
+        assert len(pages) >= 2
+        assert all(len(p) <= MAX_FEED_BYTES for p in pages)
+        assert sum(len(p) for p in pages) > MAX_FEED_BYTES
+        ids: list[str] = []
+        for n, page in enumerate(pages, 1):
+            root = xml(page)
+            nxt = [link.get("href") for link in root.findall(tag, {**NS, "atom": ATOM_NS})
+                   if link.get("rel") == "next"]
+            assert nxt == ([f"{META.self_url}?page={n + 1}"] if n < len(pages) else [])
+            ids += [str(e.text) for e in root.iter(f"{{{NAMESPACE}}}identifier")]
+        assert ids == [f"BIG-{n}" for n in range(1200)]
+
+
+def test_a_websub_hub_is_named_with_rel_hub(full: Alert) -> None:
+    feedparser = pytest.importorskip("feedparser")
+    hub = "https://websub.example.be/hub"
+    meta = replace(META, websub_hub=hub)
+    atom, rss = atom_pages(meta, [item(full)])[0], rss_pages(meta, [item(full)])[0]
+    assert [link.get("href") for link in xml(atom).findall("a:link[@rel='hub']", NS)] == [hub]
+    assert [link.get("href") for link in xml(rss).findall("channel/a:link[@rel='hub']", NS)] == [hub]
+    for page in (atom, rss):
+        parsed = feedparser.parse(page)
+        assert not parsed.bozo
+        assert hub in [link.href for link in parsed.feed.links if link.rel == "hub"]
+    assert b'rel="hub"' not in atom_pages(META, [item(full)])[0]
+    assert b'rel="hub"' not in rss_pages(META, [item(full)])[0]
 
 
 def test_an_entry_too_large_for_a_page_goes_without_polygons(full: Alert) -> None:
