@@ -3,11 +3,14 @@ test server, and senders with real keys, entities, accounts and tokens."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -16,7 +19,7 @@ from hub.api.app import create_app
 from hub.cap import devkeys
 from hub.cap.sign import sign
 from hub.config import Settings, SignatureSettings
-from hub.domain import EntityType, Role
+from hub.domain import Campaign, CampaignState, EntityType, Role
 from hub.services import admin
 from hub.wiring import Hub
 
@@ -72,6 +75,31 @@ class Sender:
             headers["Authorization"] = f"Bearer {use}"
         async with self.client.post("/cap", data=data, headers=headers) as resp:
             return resp.status, await resp.read(), dict(resp.headers)
+
+
+async def campaign_done(hub: Hub, alert_id: int, *, tries: int = 500, pause: float = 0.02) -> Campaign:
+    """The campaign of ``alert_id`` once it is done (the pipeline runs in the background)."""
+    for _ in range(tries):
+        campaign = await hub.store.campaign_for_alert(alert_id)
+        if campaign is not None and campaign.state is CampaignState.DONE:
+            return campaign
+        await asyncio.sleep(pause)
+    raise AssertionError(f"the campaign of alert {alert_id} never finished")
+
+
+async def sse_events(client: TestClient, path: str, token: str) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[type-arg]
+    """Every (event, data) of a server-sent event stream, read until the server ends it."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    async with client.get(path, headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        event = ""
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                out.append((event, json.loads(line[6:])))
+    return out
 
 
 def settings_for(tmp_path: Path) -> Settings:
