@@ -98,7 +98,7 @@ class Store(Protocol):
     async def add_entity(
         self, name: str, type: EntityType, senders: Sequence[str], *,
         signature_required: bool, profile: str, territory: str | None,
-        certificates: Sequence[NewCertificate] = (),
+        certificates: Sequence[NewCertificate] = (), simulation: bool = False,
     ) -> Entity:
         """Store the entity with its senders and certificates in one transaction. Raises
         ``Conflict`` when the name exists, a sender belongs to another entity, or a
@@ -109,6 +109,9 @@ class Store(Protocol):
     async def entity_by_name(self, name: str) -> Entity | None: ...
 
     async def entity_for_sender(self, sender: str) -> Entity | None: ...
+
+    async def simulation_entities(self) -> frozenset[int]:
+        """The ids of the entities in the simulation environment (``add_entity(simulation=)``)."""
 
     async def add_certificate(
         self, entity_id: int, pem: bytes, *, fingerprint: str, subject: str, not_after: datetime
@@ -269,9 +272,14 @@ class CampaignStore(Protocol):
         sending under a more recent claim."""
 
     async def settle(self, submitted: Sequence[int], retries: Sequence[tuple[int, str]], *,
-                     at: datetime) -> None:
-        """The provider answered: sending → submitted, or → queued (with the reason) for
-        those retried after a transient failure."""
+                     at: datetime,
+                     outcomes: Sequence[tuple[int, DeliveryState, str | None, int, float]] = (),
+                     message_ids: Sequence[tuple[int, str, int, int]] = (),
+                     superseded: Sequence[tuple[int, str, int, int]] = ()) -> None:
+        """The provider answered, in one transaction: sending → submitted (awaiting its
+        receipts; ``message_ids`` as in :meth:`add_message_ids`), → a final outcome, or →
+        queued (with the reason) for those retried after a transient failure. ``superseded``:
+        ids of the parts of an SMS that failed half-way, whose receipts must not count."""
 
     async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
                               *, at: datetime) -> list[int]:

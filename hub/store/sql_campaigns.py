@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ import aiosqlite
 
 from hub.domain import Campaign, CampaignState, Channel, DeliveryRow, DeliveryState, Kind
 from hub.store.base import NotFound
-from hub.store.sql_common import SqlBase, from_utc_text, integrity, utc_text
+from hub.store.sql_common import SqlBase, from_utc_text, integrity, utc_text, where_clause
 
 CAMPAIGN_COLUMNS = "id, alert_id, entity_id, kind, simulation, state, plan, created_at"
 DELIVERY_COLUMNS = "id, campaign_id, member_id, channel, address, language, info, state"
@@ -27,6 +27,11 @@ NOT_YET_SENT = (DeliveryState.PENDING.value, DeliveryState.QUEUED.value)
 OWED = (*NOT_YET_SENT, DeliveryState.SENDING.value, DeliveryState.SUBMITTED.value)
 # Outcomes that need no provider: they never replace a submitted delivery's.
 _UNSENT_OUTCOMES = {DeliveryState.SKIPPED, DeliveryState.CANCELLED}
+_UNSENT_FROM = (*NOT_YET_SENT, DeliveryState.SENDING.value)
+# An outcome: (delivery id, state, reason, parts, cost in euro)
+Outcome = tuple[int, DeliveryState, str | None, int, float]
+# What a delivery's outcome costs: (delivery id, channel, address, parts, cost given) -> euro.
+Pricer = Callable[[int, str, str | None, int, float], float]
 
 
 def campaign_row(row: Sequence[Any]) -> Campaign:
@@ -99,16 +104,10 @@ class CampaignSql(SqlBase):
 
     async def campaigns(self, *, alert_id: int | None = None, entity_id: int | None = None,
                         limit: int = 100, before_id: int | None = None) -> list[Campaign]:
-        where, params = ["1 = 1"], []
-        for column, value in (("alert_id", alert_id), ("entity_id", entity_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if before_id is not None:
-            where.append("id < ?")
-            params.append(before_id)
-        rows = await self._read(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE {' AND '.join(where)} "
-                                f"ORDER BY id DESC LIMIT ?", (*params, limit))
+        clause, params = where_clause([("alert_id = ?", alert_id), ("entity_id = ?", entity_id),
+                                       ("id < ?", before_id)])
+        rows = await self._read(f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns {clause}ORDER BY id DESC LIMIT ?",
+                                (*params, limit))
         return [campaign_row(r) for r in rows]
 
     async def add_deliveries(self, campaign_id: int,
@@ -237,72 +236,67 @@ class CampaignSql(SqlBase):
         return await self._write(op)
 
     async def settle(self, submitted: Sequence[int], retries: Sequence[tuple[int, str]], *,
-                     at: datetime) -> None:
-        """After the provider answered, in one transaction: sending → submitted (the outcome
-        is being published), and sending → queued with the transient reason for those to be
-        retried (published again now, with a back-off)."""
-        if not submitted and not retries:
+                     at: datetime,
+                     outcomes: Sequence[tuple[int, DeliveryState, str | None, int, float]] = (),
+                     message_ids: Sequence[tuple[int, str, int, int]] = (),
+                     superseded: Sequence[tuple[int, str, int, int]] = ()) -> None:
+        """After the provider answered, in one transaction: sending → submitted (awaiting
+        receipts, its ``message_ids`` indexed), sending → the final ``outcomes`` (delivery,
+        state, reason, parts, cost), and sending → queued with the transient reason for those
+        to be retried (published again now, with a back-off). ``superseded``: ids of parts of
+        SMS that failed half-way, indexed as final ('superseded'), so that their receipts
+        neither complete nor fail the delivery (they still count in its parts: billed)."""
+        if not submitted and not retries and not outcomes and not message_ids and not superseded:
             return
         now = utc_text(at)
+        sending = DeliveryState.SENDING.value
 
         async def op(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
-                "UPDATE deliveries SET state = ?, updated_at = ? "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
-                (DeliveryState.SUBMITTED.value, now, json.dumps(list(submitted)),
-                 DeliveryState.SENDING.value))
-            await conn.executemany(
-                "UPDATE deliveries SET state = ?, reason = ?, published_at = ?, updated_at = ? "
-                "WHERE id = ? AND state = ?",
-                [(DeliveryState.QUEUED.value, reason, now, now, i, DeliveryState.SENDING.value)
-                 for i, reason in retries])
+            if message_ids:
+                await conn.executemany(
+                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", message_ids)
+            if superseded:
+                await conn.executemany(
+                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state) "
+                    "VALUES (?, ?, ?, ?, 'superseded') "
+                    "ON CONFLICT (message_id) DO UPDATE SET state = 'superseded', reason = NULL", superseded)
+            if submitted:
+                await conn.execute(
+                    "UPDATE deliveries SET state = ?, updated_at = ? "
+                    "WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
+                    (DeliveryState.SUBMITTED.value, now, json.dumps(list(submitted)), sending))
+            if outcomes:
+                await conn.executemany(
+                    "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
+                    "WHERE id = ? AND state = ?",
+                    [(state.value, reason, parts, cost, now, i, sending)
+                     for i, state, reason, parts, cost in outcomes])
+            if retries:
+                await conn.executemany(
+                    "UPDATE deliveries SET state = ?, reason = ?, published_at = ?, updated_at = ? "
+                    "WHERE id = ? AND state = ?",
+                    [(DeliveryState.QUEUED.value, reason, now, now, i, sending) for i, reason in retries])
 
         await self._write(op)
 
-    async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
-                              *, at: datetime) -> list[int]:
+    async def record_outcomes(self, rows: Sequence[Outcome], *, at: datetime,
+                              price: Pricer | None = None) -> list[int]:
         """Store (delivery, state, reason, parts, cost_eur) outcomes in one transaction. Only
         owed deliveries change (a final state stays final); skipped/cancelled never replace
-        a submitted delivery. Returns the campaigns touched."""
+        a submitted delivery. ``price(id, channel, address, parts, cost)`` gives the cost to
+        store for each one that changes (default: the row's). Returns the campaigns touched."""
         if not rows:
             return []
         now = utc_text(at)
-        params = []
-        for delivery_id, state, reason, parts, cost in rows:
-            # A delivery being sent ('sending') may still be cancelled or skipped by the worker
-            # that claimed it, when it stops before sending; never once it was submitted.
-            allowed = (*NOT_YET_SENT, DeliveryState.SENDING.value) \
-                if state in _UNSENT_OUTCOMES else OWED
-            params.append((state.value, reason, parts, cost, now, delivery_id,
-                           *allowed, *([allowed[-1]] * (len(OWED) - len(allowed)))))
-
-        async def op(conn: aiosqlite.Connection) -> list[int]:
-            await conn.executemany(
-                "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
-                "WHERE id = ? AND state IN (?, ?, ?, ?)", params)
-            found = await conn.execute_fetchall(
-                "SELECT DISTINCT campaign_id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps([r[0] for r in rows]),))
-            return sorted(r[0] for r in found)
-
-        return await self._write(op)
+        return await self._write(lambda conn: record_outcomes_op(conn, rows, now, price))
 
     async def finish_campaigns(self, campaign_ids: Sequence[int], *, at: datetime) -> list[int]:
         """sending → done for those of these campaigns that owe nothing any more."""
         if not campaign_ids:
             return []
-
-        async def op(conn: aiosqlite.Connection) -> list[int]:
-            rows = await conn.execute_fetchall(
-                "UPDATE campaigns SET state = ?, updated_at = ? "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND state = ? AND NOT EXISTS "
-                "(SELECT 1 FROM deliveries d WHERE d.campaign_id = campaigns.id AND d.state IN (?, ?, ?, ?)) "
-                "RETURNING id",
-                (CampaignState.DONE.value, utc_text(at), json.dumps(list(campaign_ids)),
-                 CampaignState.SENDING.value, *OWED))
-            return sorted(r[0] for r in rows)
-
-        return await self._write(op)
+        now = utc_text(at)
+        return await self._write(lambda conn: finish_campaigns_op(conn, campaign_ids, now))
 
     async def campaign_cost(self, campaign_id: int) -> float:
         row = await self._read_one("SELECT COALESCE(SUM(cost_eur), 0) FROM deliveries WHERE campaign_id = ?",
@@ -398,3 +392,43 @@ class CampaignSql(SqlBase):
         return ([(r[0], r[1], r[2], r[3], ",".join(json.loads(r[4])) or None) for r in members],
                 [(r[0], r[1], r[2]) for r in phones],
                 [(r[0], r[1]) for r in emails], [(r[0], r[1]) for r in links])
+
+
+
+async def record_outcomes_op(conn: aiosqlite.Connection, rows: Sequence[Outcome], now: str,
+                             price: Pricer | None) -> list[int]:
+    """``record_outcomes`` inside a writer job (the tracker joins it with others in one)."""
+    # Read first, so that only what changes is written (a worker that stored its own
+    # outcomes leaves nothing here) and priced where its channel and number are known.
+    found = {r[0]: (r[1], r[2], r[3], r[4]) for r in await conn.execute_fetchall(
+        "SELECT id, campaign_id, channel, address, state FROM deliveries "
+        "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps([r[0] for r in rows]),))}
+    params = []
+    for delivery_id, state, reason, parts, cost in rows:
+        stored = found.get(delivery_id)
+        # A delivery being sent ('sending') may still be cancelled or skipped by the worker
+        # that claimed it, when it stops before sending; never once it was submitted.
+        allowed = _UNSENT_FROM if state in _UNSENT_OUTCOMES else OWED
+        if stored is None or stored[3] not in allowed:
+            continue
+        if price is not None:
+            cost = price(delivery_id, stored[1], stored[2], parts, cost)
+        params.append((state.value, reason, parts, cost, now, delivery_id,
+                       *allowed, *([allowed[-1]] * (len(OWED) - len(allowed)))))
+    if params:
+        await conn.executemany(
+            "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
+            "WHERE id = ? AND state IN (?, ?, ?, ?)", params)
+    return sorted({c for c, *_ in found.values()})
+
+
+async def finish_campaigns_op(conn: aiosqlite.Connection, campaign_ids: Sequence[int], now: str) -> list[int]:
+    """``finish_campaigns`` inside a writer job."""
+    rows = await conn.execute_fetchall(
+        "UPDATE campaigns SET state = ?, updated_at = ?, ended_at = ?, sent_at = COALESCE(sent_at, ?) "
+        "WHERE id IN (SELECT value FROM json_each(?)) AND state = ? AND NOT EXISTS "
+        "(SELECT 1 FROM deliveries d WHERE d.campaign_id = campaigns.id AND d.state IN (?, ?, ?, ?)) "
+        "RETURNING id",
+        (CampaignState.DONE.value, now, now, now, json.dumps(list(campaign_ids)),
+         CampaignState.SENDING.value, *OWED))
+    return sorted(r[0] for r in rows)

@@ -42,8 +42,8 @@ from typing import Any, Protocol
 
 from hub.broker.base import Broker, Message, Reject, Retry
 from hub.cap.model import Alert
-from hub.cap.parse import parse
 from hub.domain import Campaign, CampaignState, Channel, DeliveryState
+from hub.services.alert_cache import AlertCache
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.store.base import CampaignStore, Store
 from hub.voice.calls import CallOutcome, CallResult, Gate, settle_call
@@ -111,8 +111,8 @@ class VoiceWorker:
         self.max_seconds, self.price, self.sender = max_seconds, price_per_minute, sender
         self._grace, self._clock = sending_grace, clock
         self._started = clock() if sole else None
-        self._alerts: dict[int, Alert] = {}
         self._scripts: dict[tuple[int, int], VoiceScript] = {}
+        self._alerts = AlertCache(store, CACHED, on_evict=self._scripts.clear)
         self.active = 0  # calls in progress
         self.max_active = 0
         # when each call started (time.monotonic, as the pacer recorded it), for the bench
@@ -273,20 +273,7 @@ class VoiceWorker:
                 await self._broker.publish(self.queue, json.dumps(body, separators=(",", ":")).encode())
 
     async def _alert(self, alert_id: int) -> Alert:
-        cached = self._alerts.get(alert_id)
-        if cached is not None:
-            return cached
-        stored = await self._store.alert(alert_id)
-        if stored is None:
-            raise Reject(f"no alert {alert_id}")
-        alert = parse(stored.received, max_bytes=len(stored.received) + 1).alert
-        if alert is None:
-            raise Reject(f"alert {alert_id} no longer parses")
-        if len(self._alerts) >= CACHED:
-            self._alerts.pop(next(iter(self._alerts)))
-            self._scripts.clear()
-        self._alerts[alert_id] = alert
-        return alert
+        return (await self._alerts.get(alert_id))[1]
 
     def _script(self, campaign: Campaign, alert: Alert, info_index: int) -> VoiceScript:
         key = (campaign.id, info_index)

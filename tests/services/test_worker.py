@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from hub.broker.base import Message, Retry
+from hub.campaigns.cost import Prices
 from hub.config import Settings, SignatureSettings
 from hub.domain import CampaignState, Channel, EntityType, Role
 from hub.outputs.email_smtp import SimulatorEmailProvider
@@ -234,7 +235,7 @@ async def test_a_transient_failure_is_retried_then_delivered(hub: Hub, keypairs:
 async def test_after_the_budget_a_transient_failure_is_failed_with_the_last_reason(
         hub: Hub, keypairs: KEYS) -> None:
     provider = FlakySms(failures=99)
-    worker = sms_worker(hub, provider, retry_budget=3, retry_base=0.01)
+    worker = sms_worker(hub, provider, max_attempts=3, retry_base=0.01)
     tracker = Tracker(hub.store)
     campaign = await hub.router.route(await post(hub, keypairs, cap("W-6")))
     assert campaign is not None
@@ -273,7 +274,7 @@ async def test_a_delivery_left_sending_by_a_killed_worker_is_sent_again(hub: Hub
     restarted = sms_worker(hub, provider, sole=True)
     await restarted.handle(again)
     assert len(provider.sent) == 2
-    assert {s for s, _, _ in await sms_states(hub, campaign.id)} == {"submitted"}
+    assert {s for s, _, _ in await sms_states(hub, campaign.id)} == {"delivered"}  # stored with the send
     # Its outcome stored, a redelivered batch or another restart sends nothing twice.
     await restarted.handle(Message(again.topic, again.body, attempt=2))
     await sms_worker(hub, provider, sole=True).handle(batch)
@@ -283,3 +284,17 @@ async def test_a_delivery_left_sending_by_a_killed_worker_is_sent_again(hub: Hub
     for event in await queued(hub, EVENTS_QUEUE):
         await tracker.handle(event)
     assert [(s, a) for s, _, a in await sms_states(hub, campaign.id)] == [("delivered", 2)] * 2
+
+
+async def test_the_worker_prices_each_sms_by_its_numbers_prefix(hub: Hub, keypairs: KEYS) -> None:
+    """Outcomes carry each number's own price (``[cost]`` per prefix), not the flat default."""
+    worker = ChannelWorker(Channel.SMS, hub.store, hub.broker,
+                           SimulatorSmsProvider(delivery_ratio=1.0, seed=1), TokenBucket(0),
+                           prices=Prices(sms_prefixes={"+32478": Decimal("0.08")}))
+    campaign = await hub.router.route(await post(hub, keypairs, cap("W-PRICE")))
+    assert campaign is not None
+    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    await worker.handle(batch)
+    events = await queued(hub, EVENTS_QUEUE)
+    [outcomes] = [json.loads(m.body) for m in events if m.topic == EVENTS_QUEUE]
+    assert sorted(o["cost_eur"] / o["parts"] for o in outcomes) == pytest.approx([0.055, 0.08])

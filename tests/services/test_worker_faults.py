@@ -38,6 +38,9 @@ def members_csv(n: int, *, sms: bool = True, email: bool = False) -> bytes:
     return b"\n".join(rows) + b"\n"
 
 
+SMS_ONLY = "<parameter><valueName>channels</valueName><value>sms</value></parameter>"  # no voice calls
+
+
 def msisdn(i: int) -> str:
     return f"32470{i:06d}"
 
@@ -89,7 +92,7 @@ async def sms_campaign(tmp_path: Path, keypairs: KEYS, hubs: list[Hub], smsc: Ti
     settings = SmsSettings(**{**settings.__dict__, "rate": 0.0, **sms})  # type: ignore[arg-type]
     hub = await start(tmp_path, keypairs, members_csv(n), sms=settings)
     hubs.append(hub)
-    campaign_id = await done(hub, await post(hub, keypairs, cap(ident)))
+    campaign_id = await done(hub, await post(hub, keypairs, cap(ident, params=SMS_ONLY)))
     await settled(smsc)
     return hub, await deliveries(hub, campaign_id, "sms")
 
@@ -168,7 +171,7 @@ async def test_cancel_mid_campaign_stops_sending_within_a_second(
     settings = SmsSettings(**{**smpp(smsc).__dict__, "rate": 50.0})  # type: ignore[arg-type]
     hub = await start(tmp_path, keypairs, members_csv(n), sms=settings)
     hubs.append(hub)
-    alert_id = await post(hub, keypairs, cap("F-5"))
+    alert_id = await post(hub, keypairs, cap("F-5", params=SMS_ONLY))
     for _ in range(200):
         campaign = await hub.store.campaign_for_alert(alert_id)
         if campaign is not None:
