@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit peers bench clean
+.PHONY: run test lint typecheck unit peers sysdeps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,24 @@ typecheck: $(STAMP)
 peers:
 	npm ci --prefix tests/peers/smsc --no-audit --no-fund --loglevel=error
 
-unit: $(STAMP) peers
+# The voice channel's system packages (Debian): the SIP user agent and test peers (baresip,
+# sipp from sip-tester) and speech (espeak-ng, sox); installed only when a command is missing,
+# with sudo when not root.
+VOICE_COMMANDS := sipp baresip espeak-ng sox
+sysdeps:
+	@missing=""; for c in $(VOICE_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing the voice packages (missing:$$missing)"; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    sip-tester baresip espeak-ng sox; \
+	fi
+
+unit: $(STAMP) peers sysdeps
 	$(BIN)/pytest
 
-bench: $(STAMP) peers
+bench: $(STAMP) peers sysdeps
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -5,7 +5,9 @@
     cap-hub cap verify --cert C [--cert C2 ...] FILE...
     cap-hub keys new DIR
     cap-hub serve [--data DIR] [--host H] [--port P]
-    cap-hub admin entity|cert|account|token ...   (see hub.cli_admin)
+    cap-hub admin entity|cert|account|token|ledger ...   (see hub.cli_admin)
+    cap-hub template add|list|show|remove|send ...   (see hub.cli_templates)
+    cap-hub campaign watch ID   (see hub.cli_campaign)
 
 Exit status: 0 when everything checked is fine, 1 when something was refused, 2 when the
 command itself was wrong (unknown option, unreadable settings).
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from hub import __version__, cli_admin
+from hub import __version__, cli_admin, cli_campaign, cli_templates
 from hub.cap import devkeys, profiles
 from hub.cap.parse import parse
 from hub.cap.problems import Problem, error
@@ -90,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     r.set_defaults(run=_verify)
 
     cli_admin.register(top)
+    cli_campaign.register(top)
+    cli_templates.register(top)
 
     keys = top.add_parser("keys", help="key material")
     key_cmds = keys.add_subparsers(title="keys commands", metavar="ACTION")

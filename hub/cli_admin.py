@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from hub import cli_members, logs
+from hub import cli_ledger, cli_members, cli_partners, logs
 from hub.cli_common import add_data_option, data_dir, read_file, with_store
 from hub.config import Settings
 from hub.domain import Channel, EntityType, Role
@@ -23,12 +24,17 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_data_option(s)
     s.add_argument("--host", help="address to listen on (default: the settings, 127.0.0.1)")
     s.add_argument("--port", type=int, help="port to listen on (default: the settings, 8080)")
+    s.add_argument("--simulation", action="store_true",
+                   help="the whole hub is a simulation environment: every campaign runs on simulator "
+                        "providers and nothing is sent (simulation.enabled)")
     s.set_defaults(run=_serve)
 
     for role, text in (("api", "run only the HTTP API (ingest, reading back, groups)"),
                        ("router", "run only the router stage (needs RabbitMQ: amqp.url)"),
                        ("tracker", "run only the tracker stage: delivery outcomes (needs RabbitMQ: "
-                                   "amqp.url)")):
+                                   "amqp.url)"),
+                       ("push", "run only the push stage: partner subscriptions and WebSub pings (needs "
+                                "RabbitMQ: amqp.url)")):
         r = top.add_parser(role, help=text)
         add_data_option(r)
         if role == "api":
@@ -44,6 +50,8 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     a = top.add_parser("admin", help="entities, accounts, tokens, certificates, groups")
     cmds = a.add_subparsers(title="admin commands", metavar="WHAT")
     cli_members.register(top, cmds)
+    cli_ledger.register(cmds)
+    cli_partners.register(cmds)
 
     entity = cmds.add_parser("entity", help="entities (organisations that send)").add_subparsers(
         title="entity commands", metavar="ACTION")
@@ -59,6 +67,9 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="whether its Actual messages must be signed (default: required)")
     e.add_argument("--territory", type=Path, metavar="FILE", help="GeoJSON area it may alert")
     e.add_argument("--profile", default="", help="extra CAP rules for its messages (be, ipaws)")
+    e.add_argument("--simulation", action="store_true",
+                   help="in the simulation environment: its campaigns run on simulator providers and "
+                        "send nothing")
     add_data_option(e)
     e.set_defaults(run=_entity_add)
 
@@ -101,6 +112,9 @@ def _serve(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     if roles != ALL_ROLES and not settings.amqp.url:
         raise HubError("running one stage alone needs RabbitMQ (amqp.url, CAPHUB_AMQP_URL): the "
                        "embedded broker only connects stages inside one process (cap-hub serve)")
+    if getattr(args, "simulation", False):
+        settings = dataclasses.replace(
+            settings, simulation=dataclasses.replace(settings.simulation, enabled=True))
     logs.setup(settings.log)
     host = getattr(args, "host", None) or settings.http.host
     port = getattr(args, "port", None)
@@ -119,9 +133,11 @@ def _entity_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     territory = read_file(args.territory, "territory").decode("utf-8", "replace") if args.territory else None
     entity, added = with_store(args, settings, lambda store: admin.add_entity(
         store, args.name, EntityType(args.type), args.sender, certificates=certs,
-        signature_required=args.signature == "required", territory=territory, profile=args.profile))
+        signature_required=args.signature == "required", territory=territory, profile=args.profile,
+        simulation=args.simulation))
     print(f"entity {entity.name} (id {entity.id}, type {int(entity.type)}) with "
-          f"{len(entity.senders)} sender(s) and {len(added)} certificate(s)", file=out)
+          f"{len(entity.senders)} sender(s) and {len(added)} certificate(s)"
+          + (", in the simulation environment" if entity.simulation else ""), file=out)
     return 0
 
 

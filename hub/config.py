@@ -70,6 +70,7 @@ class IngestSettings:
     """How posted CAP is processed."""
 
     threads: int = 2  # threads for parsing, verifying and signing (CPU-bound work)
+    processes: int = 0  # worker processes for that work instead (0: the threads do it)
     expiry_interval: float = 30.0  # seconds between sweeps that mark expired alerts
 
 
@@ -93,7 +94,8 @@ class SmsSettings:
     system_type: str = ""
     binds: int = 4  # connections to the SMSC (a real one takes ~100-150 submits/s per bind)
     source_addr: str = "1789"  # the sender shown on handsets: a short code, a number or letters
-    rate: float = 500.0  # SMS parts per second for this worker; 0 = unlimited
+    rate: float = 500.0  # SMS parts per second for the channel, all its workers together; 0 = unlimited
+    workers: int = 1  # SMS worker processes sharing ``rate``: each takes rate / workers
     max_parts: int = 3  # the longest SMS, in parts; longer texts are cut
     policy: Literal["ucs2", "downgrade"] = "ucs2"  # text outside GSM-7: UCS-2, or rewritten to GSM-7
     prefix: str = "BE-Alert:"  # what every SMS starts with
@@ -112,7 +114,128 @@ class EmailSettings:
     pool_size: int = 4  # SMTP connections
     batch_size: int = 500  # recipients per message (RCPT TO per transaction)
     sender: str = "no-reply@hub.invalid"  # From, Reply-To and MAIL FROM
-    rate: float = 2500.0  # recipients per second for this worker; 0 = unlimited
+    rate: float = 2500.0  # recipients per second for the channel, all its workers together; 0 = unlimited
+    workers: int = 1  # e-mail worker processes sharing ``rate``: each takes rate / workers
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """The voice channel: its provider, the SIP trunk and user agents, the rate, retries and
+    the spoken script (the price per started minute is ``[cost] voice_minute_eur``)."""
+
+    provider: Literal["simulator", "sip"] = "simulator"
+    caller_id: str = "0477 77 77 55"  # the number the called party sees; any usual form, sent in E.164
+    display_name: str = ""  # shown beside the caller number where phones show names
+    trunk: str = "127.0.0.1:5060"  # host[:port] of the SIP trunk the calls go to
+    registrar: str = ""  # host[:port] to register at; "": no registration
+    username: str = ""  # digest credentials at the trunk
+    password: str = ""
+    outbound_proxy: str = ""  # host[:port] every request goes through; "": none
+    bind: str = "127.0.0.1"  # the local address of the user agents (SIP and RTP)
+    rtp_ports: str = "20000-29999"  # RTP ports of the user agents, 20 per line
+    baresip: str = "baresip"  # the SIP user agent's command
+    lines: int = 10  # call lines: one user agent each, one call at a time
+    max_concurrent: int = 10  # calls in progress at once (at most ``lines``)
+    calls_per_minute: float = 600.0  # calls started per minute by this worker process; 0 = unlimited
+    ring_timeout: float = 30.0  # seconds a call may ring before it counts as unanswered
+    max_seconds: float = 90.0  # the longest script; longer texts are shortened to fit
+    attempts: int = 3  # calls per delivery when busy or unanswered (the first and 2 retries)
+    retry_interval: float = 300.0  # seconds between two calls to a busy or unanswered number
+    confirm: bool = False  # ask the listener to press 1; a delivery is confirmed when they do
+    sender_name: str = "BE-Alert"  # the sender announced when the <info> has no <senderName>
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The channel workers' retries of transient failures, and their crash recovery."""
+
+    max_attempts: int = 5  # attempts per delivery; then a transient failure is final
+    retry_base: float = 2.0  # seconds before the 2nd attempt...
+    retry_factor: float = 2.0  # ...multiplied by this for each next one
+    retry_max_delay: float = 300.0  # the longest wait between two attempts, in seconds
+    retry_budget: float = 3600.0  # seconds after the first attempt when no retry starts any more; 0 = none
+    sending_grace: float = 120.0  # seconds after which a claim no answer was stored for is a dead worker's
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """The simulation environment: campaigns of Exercise and Test alerts, of entities added with
+    ``--simulation``, or of every entity when ``enabled`` (``cap-hub serve --simulation``) run
+    the same path on simulator providers that send nothing."""
+
+    enabled: bool = False  # the whole hub is a simulation: no real provider is even opened
+    sms_delivery_ratio: float = 0.97  # share of simulated SMS delivered; the rest fail (UNDELIV)
+    email_delivery_ratio: float = 0.98  # share of simulated e-mails delivered
+    email_permanent_share: float = 0.5  # of the failed e-mails, the share that fail for good (5xx)
+    latency_min: float = 0.0  # seconds each simulated provider call takes, drawn in [min, max]
+    latency_max: float = 0.02
+    late_share: float = 0.1  # share of simulated SMS whose receipt comes late (submitted first)
+    late_min: float = 2.0  # seconds before a late receipt, drawn in [min, max]
+    late_max: float = 30.0
+    seed: int = 0  # 0: draws differ each run; another value repeats them
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    """What an entity pays, in euro excluding VAT (the ledger: GET /entities/{id}/ledger)."""
+
+    activation_fee_eur: float = 200.0  # once, when the entity is activated
+    subscription_eur: float = 788.88  # per started year from the activation
+    low_balance_eur: float = 50.0  # the ledger warns when the prepaid balance is below this
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where client commands (``cap-hub template ...``) find a running hub, and as whom."""
+
+    url: str = "http://127.0.0.1:8080"
+    token: str = ""  # a bearer token (cap-hub admin token new); best set as CAPHUB_CLIENT_TOKEN
+
+
+@dataclass(frozen=True)
+class FeedsSettings:
+    """The free CAP feeds (``/feeds/...``) and the WebSub hub they name."""
+
+    max_age: int = 60  # seconds, Cache-Control: public, max-age=N
+    base_url: str = ""  # public scheme://host[:port] of the hub for links; "": the request's own
+    websub_hub: str = ""  # a WebSub hub URL: <link rel="hub">, pinged on every change; "": none
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Push to partners: how the hub POSTs signed CAP to subscribed callback URLs."""
+
+    timeout: float = 10.0  # seconds one POST may take, connection included
+    retry_for: float = 86400.0  # seconds after the change when a failing delivery is given up
+    first_retry: float = 5.0  # seconds before the first retry; doubled each time
+    max_retry: float = 1800.0  # the longest wait between two tries
+    concurrency: int = 64  # POSTs in flight at once (per push process)
+    public_exchange: str = "cap.public"  # on RabbitMQ: fan-out exchange of every public change; "": none
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """What a delivery costs, in euro excluding VAT: SMS per part, voice per started minute;
+    e-mail and CAP are free. A number whose E.164 form starts with a prefix of the tables
+    (the longest wins) is priced by it instead: foreign numbers may cost more."""
+
+    sms_eur: float = 0.055  # per SMS part (160/153 GSM-7 characters, 70/67 UCS-2)
+    voice_minute_eur: float = 0.055  # per started minute of a call
+    sms_prefix_eur: dict[str, float] = field(default_factory=dict)  # {"+33" = 0.08}
+    voice_prefix_eur: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """When a campaign ends, and how often its live progress is told."""
+
+    # Seconds a sent delivery waits for its outcome (an SMS for its receipt) before the
+    # campaign ends without it; a late outcome still counts, and updates the report.
+    sms_wait: float = 86400.0
+    voice_wait: float = 3600.0
+    email_wait: float = 3600.0
+    sweep_interval: float = 60.0  # seconds between the tracker's looks for campaigns timed out
+    progress_interval: float = 0.5  # seconds between two live progress updates (SSE) at most
 
 
 @dataclass(frozen=True)
@@ -132,6 +255,15 @@ class Settings:
     amqp: AmqpSettings = field(default_factory=AmqpSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    simulation: SimulationSettings = field(default_factory=SimulationSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    client: ClientSettings = field(default_factory=ClientSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
+    feeds: FeedsSettings = field(default_factory=FeedsSettings)
+    push: PushSettings = field(default_factory=PushSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     @property
@@ -212,6 +344,24 @@ def _to_str(value: Any) -> str:
 _CASTS: dict[Any, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
 
 
+def _to_prices(value: Any) -> dict[str, float]:
+    """A table of numbers by name: a TOML table, or ``"+33=0.08,+44=0.07"`` from the environment."""
+    if isinstance(value, str):
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError("not a table (KEY=NUMBER,KEY=NUMBER)")
+        value = {k.strip(): v.strip() for k, _, v in pairs}
+    if not isinstance(value, Mapping):
+        raise ValueError("not a table")
+    out: dict[str, float] = {}
+    for key, number in value.items():
+        try:
+            out[str(key)] = _to_float(number)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return out
+
+
 def _cast(value: Any, hint: Any, where: str) -> Any:
     """``value`` as ``hint``; a TOML value or an environment string."""
     if typing.get_origin(hint) is Literal:
@@ -219,7 +369,7 @@ def _cast(value: Any, hint: Any, where: str) -> Any:
         if value not in allowed:
             raise ConfigError(f"{where} = {value!r}: must be one of {', '.join(map(repr, allowed))}")
         return value
-    cast = _CASTS.get(hint)
+    cast = _to_prices if hint == dict[str, float] else _CASTS.get(hint)
     if cast is None:
         raise ConfigError(f"{where}: unsupported setting type {hint!r}")
     try:

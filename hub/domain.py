@@ -89,6 +89,7 @@ class Entity:
     signature_required: bool = True
     profile: str = ""  # extra CAP rules for its messages ("", "be", "ipaws")
     territory: str | None = None  # GeoJSON text; None: not limited by area
+    simulation: bool = False  # in the simulation environment: its campaigns send nothing
 
 
 @dataclass(frozen=True, slots=True)

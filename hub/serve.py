@@ -33,6 +33,8 @@ async def run(settings: Settings, data_dir: Path, host: str, port: int,
     hub = await Hub.start(settings, data_dir, roles=roles)
     if hub.created_keys is not None:
         print(f"created the hub's signing key and certificate in {hub.created_keys}", flush=True)
+    if settings.simulation.enabled:
+        print("SIMULATION: every campaign runs on simulator providers; nothing is sent", flush=True)
     # Signals are caught from the start, so a stop during start-up still cleans up.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from typing import Any
 from hub.api.metrics import Metrics
 from hub.broker.base import Broker, Consumer
 from hub.broker.memory import MemoryBroker
+from hub.campaigns.cost import Prices
 from hub.cap import devkeys
 from hub.config import Settings
 from hub.domain import Channel
@@ -32,10 +33,21 @@ from hub.outputs.smpp import Pool
 from hub.outputs.sms_smpp import SmppSmsProvider
 from hub.services.ingest import HubIdentity, Ingest
 from hub.services.members import Members
-from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE, ROUTE_QUEUE, ROUTE_TOPICS, Router
+from hub.services.push import PushStage, build_stage
+from hub.services.push import declare as declare_push
+from hub.services.router import (
+    CHANNEL_QUEUES,
+    EVENTS_QUEUE,
+    ROUTE_QUEUE,
+    ROUTE_TOPICS,
+    SIMULATION_QUEUES,
+    Router,
+)
 from hub.services.tracker import EVENTS_TOPICS, Tracker
 from hub.services.worker import ChannelWorker, track_receipts
 from hub.store.sqlite import SqliteStore
+from hub.voice.setup import start_voice
+from hub.voice.worker import VoiceWorker
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +59,7 @@ def open_store(data_dir: Path) -> SqliteStore:
     return SqliteStore(data_dir / STORE_FILE)
 
 
-ALL_ROLES = frozenset({"api", "router", "worker", "tracker"})
+ALL_ROLES = frozenset({"api", "router", "worker", "tracker", "push"})
 # "worker" runs a worker per channel; "worker:sms" (etc.) one channel's only.
 WORKER_ROLES = {f"worker:{c.value}": c for c in Channel}
 KNOWN_ROLES = ALL_ROLES | frozenset(WORKER_ROLES)
@@ -65,12 +77,13 @@ def make_broker(settings: Settings) -> Broker:
     return MemoryBroker()
 
 
-async def declare_topology(broker: Broker) -> None:
+async def declare_topology(broker: Broker, settings: Settings | None = None) -> None:
     """Every stage's queue, declared before anything is published so nothing falls between."""
     await broker.declare(ROUTE_QUEUE, ROUTE_TOPICS)
-    for queue in CHANNEL_QUEUES.values():
+    for queue in (*CHANNEL_QUEUES.values(), *SIMULATION_QUEUES.values()):
         await broker.declare(queue, (queue,))
     await broker.declare(EVENTS_QUEUE, EVENTS_TOPICS)
+    await declare_push(broker, settings or Settings())
 
 
 def load_identity(settings: Settings, data_dir: Path) -> tuple[HubIdentity, Path | None]:
@@ -112,9 +125,31 @@ def simulator_provider(channel: Channel) -> SimulatorSmsProvider | SimulatorEmai
     return None
 
 
+def simulation_provider(settings: Settings, channel: Channel) -> Any:
+    """The simulation environment's provider of a channel, as ``[simulation]`` tunes it: it
+    sends nothing and reports realistic outcomes (ratios, latency, late SMS receipts)."""
+    sim = settings.simulation
+    latency = (sim.latency_min, sim.latency_max)
+    try:
+        if channel is Channel.SMS:
+            return SimulatorSmsProvider(delivery_ratio=sim.sms_delivery_ratio, latency=latency,
+                                        seed=sim.seed or None, late_share=sim.late_share,
+                                        late_after=(sim.late_min, sim.late_max))
+        if channel is Channel.EMAIL:
+            return SimulatorEmailProvider(delivery_ratio=sim.email_delivery_ratio,
+                                          permanent_share=sim.email_permanent_share, latency=latency,
+                                          seed=sim.seed or None)
+    except ValueError as exc:
+        raise ConfigError(f"[simulation]: {exc}") from exc
+    return simulator_provider(channel)
+
+
 def make_provider(settings: Settings, channel: Channel) -> Any:
     """The provider the settings choose for ``channel`` (not opened yet): ``[sms] provider``
-    "simulator" or "smpp", ``[email] provider`` "simulator" or "smtp"; none for voice."""
+    "simulator" or "smpp", ``[email] provider`` "simulator" or "smtp"; none for voice. A hub
+    in simulation (``simulation.enabled``) opens no real provider at all."""
+    if settings.simulation.enabled:
+        return simulation_provider(settings, channel)
     if channel is Channel.SMS and settings.sms.provider == "smpp":
         sms = settings.sms
         pool = Pool(sms.host, sms.port, system_id=sms.system_id, password=sms.password,
@@ -129,12 +164,33 @@ def make_provider(settings: Settings, channel: Channel) -> Any:
 
 
 def channel_rate(settings: Settings, channel: Channel) -> float:
-    """Tokens per second for a channel's worker (SMS parts, e-mail recipients); 0 = unlimited."""
+    """Tokens per second for one of a channel's workers (SMS parts, e-mail recipients): the
+    channel's rate split explicitly between its ``workers`` processes; 0 = unlimited."""
     if channel is Channel.SMS:
-        return settings.sms.rate
-    if channel is Channel.EMAIL:
-        return settings.email.rate
-    return 0.0
+        rate, workers, section = settings.sms.rate, settings.sms.workers, "sms"
+    elif channel is Channel.EMAIL:
+        rate, workers, section = settings.email.rate, settings.email.workers, "email"
+    else:
+        return 0.0
+    if workers < 1:
+        raise ConfigError(f"{section}.workers = {workers}: must be at least 1 (the worker processes "
+                          f"sharing {section}.rate)")
+    if rate < 0:
+        raise ConfigError(f"{section}.rate = {rate}: must not be negative (0 = unlimited)")
+    return rate / workers
+
+
+def retry_options(settings: Settings) -> dict[str, Any]:
+    """The ``[worker]`` settings as :class:`ChannelWorker` options."""
+    w = settings.worker
+    for key, value, least in (("max_attempts", w.max_attempts, 1), ("retry_base", w.retry_base, 0),
+                              ("retry_factor", w.retry_factor, 1), ("retry_max_delay", w.retry_max_delay, 0),
+                              ("retry_budget", w.retry_budget, 0), ("sending_grace", w.sending_grace, 0)):
+        if value < least:
+            raise ConfigError(f"worker.{key} = {value}: must be at least {least}")
+    return dict(max_attempts=w.max_attempts, retry_base=w.retry_base, retry_factor=w.retry_factor,
+                retry_cap=w.retry_max_delay, retry_budget=w.retry_budget,
+                sending_grace=timedelta(seconds=w.sending_grace))
 
 
 @dataclass
@@ -150,9 +206,13 @@ class Hub:
     metrics: Metrics
     executor: ThreadPoolExecutor
     created_keys: Path | None = None
-    workers: dict[Channel, ChannelWorker] = field(default_factory=dict)
+    workers: dict[Channel, ChannelWorker | VoiceWorker] = field(default_factory=dict)
     providers: dict[Channel, Any] = field(default_factory=dict)
+    # The simulation environment: its own worker per channel, on its own queue and simulators.
+    simulation_workers: dict[Channel, ChannelWorker | VoiceWorker] = field(default_factory=dict)
+    simulators: dict[Channel, Any] = field(default_factory=dict)
     tracker: Tracker | None = None
+    push: PushStage | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _audits: set[asyncio.Task[None]] = field(default_factory=set)
     _consumers: list[Consumer] = field(default_factory=list)
@@ -167,6 +227,7 @@ class Hub:
         unknown = roles - KNOWN_ROLES
         if unknown:
             raise ConfigError(f"unknown roles {sorted(unknown)}")
+        prices = Prices.from_settings(settings.cost)  # a bad price stops the hub before it opens anything
         data = Path(data_dir or settings.data_dir)
         identity, created = load_identity(settings, data)  # before anything needs closing
         store = open_store(data)
@@ -174,14 +235,14 @@ class Hub:
         broker = make_broker(settings)
         try:
             await broker.start()
-            await declare_topology(broker)
+            await declare_topology(broker, settings)
         except BaseException:
             await store.close()
             raise
         executor = ThreadPoolExecutor(max(1, settings.ingest.threads), thread_name_prefix="cap")
         ingest = Ingest(store, broker, identity, settings, executor=executor)
         members = Members(store, store, executor=executor)
-        router = Router(store, broker, executor=executor)
+        router = Router(store, broker, executor=executor, simulation=settings.simulation.enabled)
         hub = cls(settings, data, store, broker, identity, ingest, members, router, Metrics(), executor,
                   created)
         if "router" in roles:
@@ -191,32 +252,80 @@ class Hub:
             await router.republish(published_before=datetime.now(UTC) - grace)
             hub._consumers.append(await broker.consume(ROUTE_QUEUE, ROUTE_TOPICS, router.handle))
         if "tracker" in roles:
-            hub.tracker = Tracker(store, broker)
+            hub.tracker = Tracker(store, broker, prices=prices,
+                                  settings=settings.campaigns)
             hub._consumers.append(await broker.consume(EVENTS_QUEUE, EVENTS_TOPICS, hub.tracker.handle))
+            hub._tasks.append(asyncio.create_task(hub.tracker.sweep_periodically()))
         channels = list(Channel) if "worker" in roles else \
             [WORKER_ROLES[r] for r in sorted(roles) if r in WORKER_ROLES]
         try:
             for channel in channels:
+                if channel is Channel.VOICE:  # calls have a worker of their own (hub.voice)
+                    voice = await start_voice(settings, data, store, broker,
+                                              sole=isinstance(broker, MemoryBroker))
+                    hub.providers[channel], hub.workers[channel] = voice.provider, voice.worker
+                    hub._consumers.append(await broker.consume(voice.worker.queue, (voice.worker.queue,),
+                                                               voice.worker.handle))
+                    continue
                 provider = make_provider(settings, channel)
                 if provider is not None:
                     await provider.open()
                     hub.providers[channel] = provider
-                if isinstance(provider, SmppSmsProvider):
+                if isinstance(provider, SmppSmsProvider | SimulatorSmsProvider):
                     hub._tasks.append(asyncio.create_task(track_receipts(store, broker, provider.receipts)))
                 worker = ChannelWorker(channel, store, broker, provider,
                                        TokenBucket(channel_rate(settings, channel)),
                                        countersign=ingest.countersign,
                                        sms_prefix=settings.sms.prefix, sms_max_parts=settings.sms.max_parts,
                                        sms_policy=settings.sms.policy, sender=settings.email.sender,
-                                       sole=isinstance(broker, MemoryBroker))
+                                       sole=isinstance(broker, MemoryBroker), prices=prices,
+                                       **retry_options(settings))
                 hub.workers[channel] = worker
                 hub._consumers.append(await broker.consume(worker.queue, (worker.queue,), worker.handle))
+            for channel in channels:
+                await hub._start_simulation_worker(channel)
         except BaseException:
             await hub.stop()
             raise
+        if "push" in roles:
+            try:
+                hub.push = build_stage(settings, store, broker, ingest.countersign, executor=executor,
+                                       count=lambda outcome: hub.metrics.pushes.labels(outcome).inc())
+                await hub.push.start(broker, published_before=datetime.now(UTC) - (
+                    timedelta(0) if isinstance(broker, MemoryBroker) else REPUBLISH_AFTER))
+            except BaseException:
+                await hub.stop()
+                raise
         if "api" in roles:
             hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub
+
+    async def _start_simulation_worker(self, channel: Channel) -> None:
+        """The simulation environment's worker of a channel: the same worker, rate limit and
+        retries as the real one, on ``simulate.<channel>`` with a simulator provider, so that a
+        simulation campaign's batches never meet a real provider."""
+        settings, store, broker = self.settings, self.store, self.broker
+        if channel is Channel.VOICE:
+            voice = await start_voice(settings, self.data_dir, store, broker, simulation=True,
+                                      sole=isinstance(broker, MemoryBroker), queue=SIMULATION_QUEUES[channel])
+            self.simulators[channel], self.simulation_workers[channel] = voice.provider, voice.worker
+            self._consumers.append(await broker.consume(voice.worker.queue, (voice.worker.queue,),
+                                                        voice.worker.handle))
+            return
+        provider = simulation_provider(settings, channel)
+        if provider is not None:
+            await provider.open()
+            self.simulators[channel] = provider
+        if isinstance(provider, SimulatorSmsProvider):
+            self._tasks.append(asyncio.create_task(track_receipts(store, broker, provider.receipts)))
+        worker = ChannelWorker(channel, store, broker, provider, TokenBucket(channel_rate(settings, channel)),
+                               countersign=self.ingest.countersign, sms_prefix=settings.sms.prefix,
+                               sms_max_parts=settings.sms.max_parts, sms_policy=settings.sms.policy,
+                               sender=settings.email.sender, sole=isinstance(broker, MemoryBroker),
+                               queue=SIMULATION_QUEUES[channel], prices=Prices.from_settings(settings.cost),
+                               **retry_options(settings))
+        self.simulation_workers[channel] = worker
+        self._consumers.append(await broker.consume(worker.queue, (worker.queue,), worker.handle))
 
     def audit_soon(self, actor: str, action: str, target: str, outcome: str, detail: str = "{}") -> None:
         """Write an audit entry without making the caller wait for its commit: it joins the
@@ -239,18 +348,21 @@ class Hub:
     async def stop(self) -> None:
         for consumer in self._consumers:
             await consumer.cancel()
+        if self.push is not None:
+            await self.push.stop()
         await self.audits_written()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for channel, provider in self.providers.items():
+        for channel, provider in [*self.providers.items(), *self.simulators.items()]:
             try:
                 await provider.close()
             except Exception:  # the others still close
                 log.exception("could not close the %s provider", channel.value)
         await self.broker.close()
         await self.store.close()
+        self.ingest.close()
         self.executor.shutdown(wait=True)
 
     async def expire(self) -> list[int]:

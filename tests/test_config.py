@@ -18,7 +18,8 @@ def test_example_file_documents_exactly_the_defaults() -> None:
     assert load(None, environ={"CAPHUB_AMQP_URL": "amqp://h/"}).amqp.url == "amqp://h/"
     raw = tomllib.loads(EXAMPLE.read_text())
     assert set(raw) == {"data_dir", "cap", "signature", "hub", "http", "ingest", "amqp", "sms", "email",
-                         "log"}
+                         "voice", "worker", "simulation", "ledger", "client", "feeds", "push", "cost",
+                         "campaigns", "log"}
 
 
 def test_environment_overrides_are_cast(tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from hub.api import campaigns, feeds, groups
+from hub.api import campaigns, feeds, groups, ledger, subscriptions, templates
 from hub.api.common import HUB, caller_of, problem
 from hub.api.metrics import CONTENT_TYPE_LATEST
 from hub.api.openapi import spec
@@ -37,6 +38,8 @@ def create_app(hub: Hub) -> web.Application:
     app[HUB] = hub
     app.router.add_post("/cap", post_cap)
     app.router.add_get("/alerts", list_alerts)
+    # The URL the feeds link (first: "/alerts/{id}" would take "7.cap" as an id).
+    app.router.add_get("/alerts/{id}.cap", get_alert)
     app.router.add_get("/alerts/{id}", get_alert)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
@@ -44,6 +47,9 @@ def create_app(hub: Hub) -> web.Application:
     groups.add_routes(app)
     campaigns.add_routes(app)
     feeds.add_routes(app)
+    subscriptions.add_routes(app)
+    templates.add_routes(app)
+    ledger.add_routes(app)
     return app
 
 
@@ -52,17 +58,22 @@ def create_app(hub: Hub) -> web.Application:
 
 async def post_cap(request: web.Request) -> web.Response:
     hub = request.app[HUB]
+    return _answer(request, await _counted(hub, _post_cap(request, hub)))
+
+
+async def _counted(hub: Hub, posting: Awaitable[Outcome]) -> Outcome:
+    """``posting`` awaited and counted in the ingest metrics (POST /cap and a template's send)."""
     started = time.perf_counter()
     hub.metrics.received.inc()
     try:
-        outcome = await _post_cap(request, hub)
+        outcome = await posting
     finally:
         hub.metrics.latency.observe(time.perf_counter() - started)
     if outcome.status < 300:
         hub.metrics.accepted.labels(outcome.reason).inc()
     else:
         hub.metrics.refused.labels(outcome.reason).inc()
-    return _answer(request, outcome)
+    return outcome
 
 
 async def _post_cap(request: web.Request, hub: Hub) -> Outcome:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api.common import HUB, caller_of, problem
+from hub.api.common import HUB, Refusal, caller_of, problem, refused_as_problems
 from hub.domain import Channel, Group, Language, Member, MemberData, Phone
 from hub.members import parse_email, parse_phone
 from hub.services.members import Actor, Forbidden, Invalid, NotVisible
@@ -39,6 +39,10 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/members/{id}", _guard(erase_member))
 
 
+_REFUSALS: list[Refusal] = [(NotVisible, 404, "not found"), (Forbidden, 403, "forbidden"),
+                            (Invalid, 422, "invalid"), (Conflict, 409, "conflict")]
+
+
 def _guard(handler: Callable[[web.Request, Actor], Awaitable[web.StreamResponse]]) -> Handler:
     """Authenticate, then turn the service's refusals into HTTP answers."""
 
@@ -46,16 +50,7 @@ def _guard(handler: Callable[[web.Request, Actor], Awaitable[web.StreamResponse]
         caller = await caller_of(request)
         if caller is None:
             return problem(401, "unauthenticated", "a valid bearer token is required")
-        try:
-            return await handler(request, Actor(caller.entity, caller.account))
-        except NotVisible as exc:
-            return problem(404, "not found", str(exc))
-        except Forbidden as exc:
-            return problem(403, "forbidden", str(exc))
-        except Invalid as exc:
-            return problem(422, "invalid", str(exc))
-        except Conflict as exc:
-            return problem(409, "conflict", str(exc))
+        return await refused_as_problems(handler(request, Actor(caller.entity, caller.account)), _REFUSALS)
 
     return guarded
 

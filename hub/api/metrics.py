@@ -22,5 +22,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The free feeds and push to partners (issue 7).
+        self.feed_requests = Counter("caphub_feed_requests", "Feed requests answered, by feed",
+                                     ["feed"], registry=self.registry)
+        self.feed_not_modified = Counter("caphub_feed_not_modified", "Feed requests answered 304, by feed",
+                                         ["feed"], registry=self.registry)
+        self.pushes = Counter("caphub_pushes", "Push tries to partners and WebSub pings, by outcome "
+                              "(delivered, retried, failed, websub-ok, websub-failed)", ["outcome"],
+                              registry=self.registry)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

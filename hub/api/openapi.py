@@ -91,13 +91,16 @@ def spec() -> dict[str, Any]:
                 },
             }},
             **_group_paths(),
+            **_template_paths(),
             **_feed_paths(),
+            **_partner_paths(),
             "/campaigns": {"get": _op(
                 "Campaigns of this account's entity; ?alert=IDENTIFIER for those of one alert",
                 {"200": _json("CampaignList", "campaigns")},
                 parameters=[{"name": "alert", "in": "query", "schema": {"type": "string"}}])},
             "/campaigns/{id}": {"get": _op("One campaign", {"200": _json("Campaign", "the campaign")},
                                            parameters=[_MID])},
+            **_campaign_paths(),
             "/health": {"get": {
                 "summary": "Whether the store and the broker answer",
                 "responses": {"200": {"description": "all reachable"},
@@ -111,6 +114,56 @@ def spec() -> dict[str, Any]:
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1"}},
             }},
+        },
+    }
+
+
+def _partner_paths() -> dict[str, Any]:
+    """The CAP document the feeds link, and partner push subscriptions (coordinators only)."""
+    sub = _json("Subscription", "the subscription (never its secret)")
+    refusals = {
+        "401": {"description": "no valid bearer token", "content": _PROBLEM},
+        "403": {"description": "not a coordinator", "content": _PROBLEM},
+        "404": {"description": "no such subscription for this entity", "content": _PROBLEM},
+    }
+    return {
+        "/alerts/{id}.cap": {"get": {
+            "summary": "One alert as hub-signed CAP (application/cap+xml): the URL the feeds link; "
+                       "cancelled, superseded and expired alerts stay readable (X-Alert-State)",
+            "security": _OPTIONAL_BEARER,
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                {"name": "as", "in": "query", "schema": {"enum": ["signed", "received"]}},
+            ],
+            "responses": {
+                "200": {"description": "the CAP document", "content": _CAP},
+                "304": {"description": "not modified (If-None-Match)"},
+                "400": {"description": "a bad parameter", "content": _PROBLEM},
+                "401": {"description": "not public: a token is needed", "content": _PROBLEM},
+                "404": {"description": "no such alert", "content": _PROBLEM},
+            },
+        }},
+        "/subscriptions": {
+            "get": {"summary": "This entity's partner push subscriptions, with delivery counts",
+                    "security": _BEARER,
+                    "responses": {"200": _json("SubscriptionList", "subscriptions"), **refusals}},
+            "post": {"summary": "Register a partner: each change of a public alert its filters match is "
+                                "POSTed to url as hub-signed CAP, X-Hub-Signature-256: sha256=<HMAC of "
+                                "the body under secret>",
+                     "security": _BEARER,
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "$ref": "#/components/schemas/SubscriptionInput"}}}},
+                     "responses": {"201": sub, **refusals,
+                                   "409": {"description": "the name is taken", "content": _PROBLEM},
+                                   "422": {"description": "a bad field; the detail names it",
+                                           "content": _PROBLEM}}},
+        },
+        "/subscriptions/{id}": {
+            "get": {"summary": "One subscription", "security": _BEARER, "parameters": [_MID],
+                    "responses": {"200": sub, **refusals}},
+            "delete": {"summary": "Remove a subscription; what it was owed is recorded as failed",
+                       "security": _BEARER, "parameters": [_MID],
+                       "responses": {"204": {"description": "removed"}, **refusals}},
         },
     }
 
@@ -177,6 +230,37 @@ def _op(summary: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
     return {"summary": summary, "security": _BEARER, "responses": {**responses, **_REFUSALS}, **more}
 
 
+def _campaign_paths() -> dict[str, Any]:
+    return {
+        "/campaigns/{id}/events": {"get": _op(
+            "Live progress as Server-Sent Events: 'progress' events with the campaign (as GET "
+            "/campaigns/{id}) when it changes, a few per second at most, then one 'end' event",
+            {"200": {"description": "an event stream", "content": {"text/event-stream": {"schema": {
+                "type": "string"}}}}}, parameters=[_MID])},
+        "/campaigns/{id}/report": {"get": _op(
+            "The campaign's report: JSON, CSV (one row per delivery; personal data only for an "
+            "account that manages every group's members) or a self-contained HTML page",
+            {"200": {"description": "the report", "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}}},
+             "400": {"description": "an unknown format", "content": _PROBLEM}},
+            parameters=[_MID, {"name": "format", "in": "query",
+                               "schema": {"type": "string", "enum": ["json", "csv", "html"]}}])},
+        "/campaigns:preview": {"post": _op(
+            "Plan a CAP message, or a template with its values, without sending it: deliveries per "
+            "channel and language, SMS parts and encoding per language (with what forces UCS-2 and a "
+            "GSM-7 rewrite), estimated cost",
+            {"200": {"description": "the preview", "content": {"application/json": {"schema": {
+                "type": "object"}}}},
+             "400": {"description": "not valid CAP 1.2", "content": _PROBLEM},
+             "413": {"description": "too large", "content": _PROBLEM},
+             "415": {"description": "not CAP", "content": _PROBLEM}},
+            requestBody={"required": True, "content": {**_CAP, "application/json": {"schema": {
+                "type": "object", "required": ["template"], "description": "a template and its values",
+                "properties": {"template": {"type": "string"}, "values": {"type": "object"}}}}}})},
+    }
+
+
 def _group_paths() -> dict[str, Any]:
     member_body = {"required": True, "content": {"application/json": {"schema": {
         "$ref": "#/components/schemas/MemberInput"}}}}
@@ -226,6 +310,51 @@ def _group_paths() -> dict[str, Any]:
             "delete": _op("Erase the member's personal data everywhere (audited)",
                           {"204": {"description": "erased"}}, parameters=[_MID]),
         },
+    }
+
+
+_TID = {"name": "id", "in": "path", "required": True, "description": "the template's id or name",
+        "schema": {"type": "string"}}
+
+
+def _template_paths() -> dict[str, Any]:
+    """Templates (ready scenarios of the entity) and the entity's ledger."""
+    body = {"required": True, "content": {"application/json": {"schema": {
+        "$ref": "#/components/schemas/TemplateInput"}}}}
+    return {
+        "/templates": {
+            "get": _op("The templates of this account's entity", {"200": _json("TemplateList", "templates")}),
+            "post": _op("Store a template: a CAP skeleton with {placeholders}",
+                        {"201": _json("Template", "the template"),
+                         "409": {"description": "the entity has a template of that name",
+                                 "content": _PROBLEM}}, requestBody=body),
+        },
+        "/templates/{id}": {
+            "get": _op("One template", {"200": _json("Template", "the template")}, parameters=[_TID]),
+            "put": _op("Replace a template", {"200": _json("Template", "the template")},
+                       parameters=[_TID], requestBody=body),
+            "delete": _op("Delete a template", {"204": {"description": "deleted"}}, parameters=[_TID]),
+        },
+        "/templates/{id}:send": {"post": {
+            "summary": "Send a template: the hub fills in the values, builds and signs the CAP "
+                       "on behalf of the account and ingests it as POST /cap does",
+            "security": _BEARER, "parameters": [_TID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"values": {"type": "object"}}}}}},
+            "responses": {
+                "201": _cap_answer("accepted: the signed CAP Ack; Location names the stored alert"),
+                "400": _cap_answer("the result is not valid CAP: the signed CAP Error, nothing sent"),
+                "401": {"description": "no valid bearer token", "content": _PROBLEM},
+                "403": _cap_answer("not allowed for this account (kind, groups, territory)"),
+                "404": {"description": "no such template for this account's entity", "content": _PROBLEM},
+                "422": {"description": "a placeholder missing or unknown, or CAP the hub will not "
+                                       "act on", "content": _PROBLEM},
+            },
+        }},
+        "/entities/{id}/ledger": {"get": _op(
+            "The entity's ledger: activation, subscription, prepaid packages, usage per campaign, "
+            "balance and warnings (euro excluding VAT)", {"200": _json("Ledger", "the ledger")},
+            parameters=[_MID])},
     }
 
 
@@ -298,6 +427,19 @@ def _schemas() -> dict[str, Any]:
     return {
         "Alert": alert,
         "Finding": finding,
+        "SubscriptionInput": {"type": "object", "required": ["name", "url", "secret"], "properties": {
+            "name": {"type": "string"}, "url": {"type": "string", "format": "uri"},
+            "secret": {"type": "string", "minLength": 16},
+            "filters": {"type": "object", "description": "the feeds' filters: lang, severity, urgency, "
+                        "event, geocode, bbox or point", "additionalProperties": {"type": "string"}},
+        }},
+        "Subscription": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "url": {"type": "string"},
+            "filters": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"},
+            "deliveries": {"type": "object"}, "lastFailure": {"type": ["object", "null"]},
+        }},
+        "SubscriptionList": {"type": "object", "properties": {
+            "subscriptions": {"type": "array", "items": {"$ref": "#/components/schemas/Subscription"}}}},
         "AlertPage": {"type": "object", "properties": {
             "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
             "next": {"type": ["string", "null"]},
@@ -319,7 +461,27 @@ def _schemas() -> dict[str, Any]:
             "kind": {"type": "string"}, "simulation": {"type": "boolean"},
             "plan": {"type": "object"},
             "counts": {"type": "object", "description": "per channel, deliveries per state"},
+            "languages": {"type": "object", "description": "per channel and language, deliveries per state"},
+            "total": {"type": "integer"}, "final": {"type": "integer"}, "owed": {"type": "integer"},
+            "rate": {"type": "number", "description": "deliveries made final per second, last 10 s"},
+            "etaSeconds": {"type": ["number", "null"], "description": "time to completion at that rate"},
+            "sentAt": {"type": ["string", "null"]}, "endedAt": {"type": ["string", "null"]},
+            "ended": {"type": "boolean"},
             "cost_eur": {"type": "number"}, "href": {"type": "string"}}},
+        "Template": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "template": {"type": "object"},
+            "placeholders": {"type": "array", "items": {"type": "string"}}, "href": {"type": "string"}}},
+        "TemplateInput": {"type": "object", "required": ["name", "template"], "properties": {
+            "name": {"type": "string"}, "template": {"type": "object", "description": "the CAP "
+                     "skeleton: event, category, urgency, severity, certainty, status, scope, kind, "
+                     "expires_in, languages, channels, groups, area"}}},
+        "TemplateList": {"type": "object", "properties": {
+            "templates": {"type": "array", "items": {"$ref": "#/components/schemas/Template"}}}},
+        "Ledger": {"type": "object", "properties": {
+            "entity": {"type": "object"}, "activation": {"type": "object"},
+            "subscription": {"type": "object"}, "prepaid": {"type": "object"},
+            "usage": {"type": "array", "items": {"type": "object"}}, "policy": {"type": "string"},
+            "warnings": {"type": "array", "items": {"type": "string"}}}},
         "CampaignList": {"type": "object", "properties": {
             "campaigns": {"type": "array", "items": {"$ref": "#/components/schemas/Campaign"}}}},
     }

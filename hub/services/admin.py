@@ -35,7 +35,7 @@ def _now() -> datetime:
 async def add_entity(
     store: Store, name: str, type: EntityType, senders: Sequence[str], *,
     certificates: Sequence[tuple[str, bytes]] = (), signature_required: bool = True,
-    territory: str | None = None, profile: str = "",
+    territory: str | None = None, profile: str = "", simulation: bool = False,
 ) -> tuple[Entity, list[Certificate]]:
     """``certificates`` are (where, PEM) pairs; ``where`` names the file in messages."""
     if not senders:
@@ -57,11 +57,12 @@ async def add_entity(
             parsed.setdefault(cert.fingerprint, cert)  # the same one given twice counts once
     entity = await store.add_entity(name, type, senders, signature_required=signature_required,
                                     profile=profile, territory=territory,
-                                    certificates=list(parsed.values()))
+                                    certificates=list(parsed.values()), simulation=simulation)
     added = await store.certificates(entity.id)
     await store.audit(ADMIN, "entity.add", name, "ok",
                       json.dumps({"type": int(type), "senders": list(senders),
-                                  "certificates": [c.fingerprint for c in added]}), at=_now())
+                                  "certificates": [c.fingerprint for c in added],
+                                  "simulation": simulation}), at=_now())
     return entity, added
 
 

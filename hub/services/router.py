@@ -26,6 +26,7 @@ from hub.cap.parse import parse
 from hub.domain import Campaign, CampaignState, Channel, DeliveryRow, DeliveryState, Kind, Language
 from hub.routing.directory import Directory
 from hub.routing.plan import CampaignPlan, plan_campaign
+from hub.services.events import alert_event
 from hub.store.base import CampaignStore, MemberStore, Store
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ _T = TypeVar("_T")
 ROUTE_QUEUE = "route"
 ROUTE_TOPICS = ("alert.accepted", "alert.cancelled")
 CHANNEL_QUEUES = {c: f"deliver.{c.value}" for c in Channel}
+# The simulation environment's own queues: a simulation campaign's batches go only there, to
+# workers whose providers are simulators, so that nothing of it can reach a real provider.
+SIMULATION_QUEUES = {c: f"simulate.{c.value}" for c in Channel}
 EVENTS_QUEUE = "delivery.events"
 BATCH_SIZE = 500  # deliveries per deliver.<channel> message
 STORE_CHUNK = 5_000  # deliveries per store transaction
@@ -56,10 +60,18 @@ def delivery_batch(campaign: Campaign, channel: Channel, rows: Sequence[Delivery
     }, separators=(",", ":")).encode()
 
 
+def queue_for(campaign: Campaign, channel: Channel) -> str:
+    """The queue of a campaign's batches on a channel: the simulation's for a simulation."""
+    return (SIMULATION_QUEUES if campaign.simulation else CHANNEL_QUEUES)[channel]
+
+
 class Router:
     def __init__(self, store: RouterStore, broker: Broker, *, executor: Executor | None = None,
                  default_language: Language = Language.NL, batch_size: int = BATCH_SIZE,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), simulation: bool = False) -> None:
+        """``simulation``: the whole hub is a simulation environment (every campaign is one);
+        otherwise Exercise and Test alerts and the alerts of simulation entities are."""
+        self._simulation = simulation
         self._store = store
         self._broker = broker
         self._executor = executor
@@ -72,13 +84,9 @@ class Router:
 
     async def handle(self, message: Message) -> None:
         """The ``route`` queue's consumer."""
-        try:
-            event = json.loads(message.body)
-            alert_id = int(event["id"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise Reject(f"not an alert event: {exc}") from exc
+        _, alert_id, references = alert_event(message.body)
         if message.topic == "alert.cancelled":
-            await self.cancel([int(r) for r in event.get("references", [])])
+            await self.cancel(references)
         else:
             await self.route(alert_id)
 
@@ -100,15 +108,19 @@ class Router:
         if stored.msg_type not in (MsgType.ALERT.value, MsgType.UPDATE.value) or \
                 Status(stored.status) in _SILENT or stored.entity_id is None:
             return None
-        alert = parse(stored.received, max_bytes=len(stored.received) + 1).alert
+        # Parsed off the event loop: lxml holds the GIL in bursts, and the loop also answers posts.
+        received = stored.received
+        alert = (await self._cpu(lambda: parse(received, max_bytes=len(received) + 1))).alert
         if alert is None:
             raise Reject(f"alert {alert_id} no longer parses")
         kind = rights.message_kind(alert)
         kind = kind if isinstance(kind, Kind) else Kind.ALERT
         now = self._clock()
-        campaign, _ = await self._store.open_campaign(
-            alert_id, stored.entity_id, kind,
-            simulation=alert.status in (Status.EXERCISE, Status.TEST), at=now)
+        entity = await self._store.entity(stored.entity_id)
+        simulation = self._simulation or alert.status in (Status.EXERCISE, Status.TEST) or \
+            (entity is not None and entity.simulation)
+        campaign, _ = await self._store.open_campaign(alert_id, stored.entity_id, kind,
+                                                      simulation=simulation, at=now)
         if campaign.state is not CampaignState.PLANNING:
             return campaign  # planned before: this event was delivered again
         plan = await self._plan(alert, campaign, now)
@@ -152,7 +164,7 @@ class Router:
                 for start in range(0, len(owed), self._batch_size):
                     bodies.append(delivery_batch(campaign, channel, owed[start:start + self._batch_size]))
                 ids.extend(r.id for r in owed)
-            await self._broker.publish_many(CHANNEL_QUEUES[channel], bodies)
+            await self._broker.publish_many(queue_for(campaign, channel), bodies)
             await self._store.mark_queued(ids, at=self._clock())
 
     async def republish(self, *, published_before: datetime) -> int:
@@ -180,6 +192,6 @@ class Router:
                     continue
                 bodies = [delivery_batch(campaign, channel, owed[i:i + self._batch_size])
                           for i in range(0, len(owed), self._batch_size)]
-                await self._broker.publish_many(CHANNEL_QUEUES[channel], bodies)
+                await self._broker.publish_many(queue_for(campaign, channel), bodies)
                 await self._store.mark_queued([r.id for r in owed], at=self._clock())
                 total += len(owed)

@@ -255,12 +255,92 @@ CREATE TABLE delivery_messages (
 CREATE INDEX delivery_messages_delivery ON delivery_messages (delivery_id);
 """
 
+V8 = """
+-- Templates: a ready scenario per entity (a CAP skeleton with {placeholders}, as JSON).
+CREATE TABLE templates (
+    id INTEGER PRIMARY KEY,
+    entity_id INTEGER NOT NULL REFERENCES entities (id),
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (entity_id, name)
+);
+
+-- The ledger: what an entity was charged or bought, in euro excluding VAT. Usage is not
+-- written here: it is each campaign's cost, read from its deliveries.
+CREATE TABLE ledger_entries (
+    id INTEGER PRIMARY KEY,
+    entity_id INTEGER NOT NULL REFERENCES entities (id),
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('activation', 'package')),
+    amount_eur REAL NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX ledger_entries_entity ON ledger_entries (entity_id, at);
+-- An entity is activated once.
+CREATE UNIQUE INDEX ledger_entries_activation ON ledger_entries (entity_id)
+    WHERE kind = 'activation';
+
+-- An entity in the simulation environment: every campaign of it is simulated.
+ALTER TABLE entities ADD COLUMN simulation INTEGER NOT NULL DEFAULT 0;
+"""
+
+V6 = """
+-- Push to partners: a subscription is a callback URL with the feeds' filters (the canonical
+-- query string, hub.outputs.feed.FeedFilter.query) and the shared secret of its HMAC. It
+-- belongs to the entity whose account registered it by API, or to no entity (the admin CLI).
+CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    filters TEXT NOT NULL DEFAULT '',
+    entity_id INTEGER REFERENCES entities (id),
+    created_at TEXT NOT NULL
+);
+
+-- One row per (subscription, alert) owed a POST: pending until the partner answers 2xx
+-- (delivered) or the retry period runs out (failed, with the last error). Rows outlive
+-- their subscription, as a record.
+CREATE TABLE push_deliveries (
+    id INTEGER PRIMARY KEY,
+    subscription_id INTEGER NOT NULL,
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    event TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    published_at TEXT,
+    updated_at TEXT NOT NULL,
+    UNIQUE (subscription_id, alert_id)
+);
+CREATE INDEX push_deliveries_pending ON push_deliveries (id) WHERE state = 'pending';
+"""
+
+V7 = """
+-- When a campaign's sending ended (nothing left to hand a provider: its report is ready)
+-- and when it ended (every delivery final, or the rest timed out waiting for an outcome).
+ALTER TABLE campaigns ADD COLUMN sent_at TEXT;
+ALTER TABLE campaigns ADD COLUMN ended_at TEXT;
+-- Live progress counts a campaign's deliveries per state, channel and language, with those
+-- made final in the last seconds and the cost so far, several times a second: from this
+-- index alone (~4x faster than from the rows at 170,000 deliveries). Its prefix serves every
+-- query the narrower index did; a state change rewrote an entry of it already.
+DROP INDEX deliveries_campaign;
+CREATE INDEX deliveries_campaign ON deliveries (campaign_id, state, channel, language, updated_at, cost_eur);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
     (3, V3),
     (4, V4),
     (5, V5),
+    (6, V6),
+    (7, V7),
+    (8, V8),
 ]
 
 _VERSION_TABLE = """

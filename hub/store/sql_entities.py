@@ -17,7 +17,7 @@ from hub.store.sql_common import UNIQUE, SqlBase, error_name, from_utc_text, int
 ENTITY_COLUMNS = (
     "e.id, e.name, e.type, e.signature_required, e.profile, e.territory, "
     "(SELECT json_group_array(sender) FROM "
-    "(SELECT s.sender FROM senders s WHERE s.entity_id = e.id ORDER BY s.rowid))"
+    "(SELECT s.sender FROM senders s WHERE s.entity_id = e.id ORDER BY s.rowid)), e.simulation"
 )
 ACCOUNT_COLUMNS = "a.id, a.entity_id, a.name, a.role, a.grants"
 CERT_COLUMNS = "id, entity_id, pem, fingerprint, subject, not_after"
@@ -27,7 +27,7 @@ def entity_row(row: Sequence[Any]) -> Entity:
     return Entity(
         id=row[0], name=row[1], type=EntityType(row[2]),
         senders=tuple(json.loads(row[6])), signature_required=bool(row[3]),
-        profile=row[4], territory=row[5],
+        profile=row[4], territory=row[5], simulation=bool(row[7]),
     )
 
 
@@ -64,16 +64,16 @@ class EntitySql(SqlBase):
     async def add_entity(
         self, name: str, type: EntityType, senders: Sequence[str], *,
         signature_required: bool, profile: str, territory: str | None,
-        certificates: Sequence[NewCertificate] = (),
+        certificates: Sequence[NewCertificate] = (), simulation: bool = False,
     ) -> Entity:
         unique_senders = tuple(dict.fromkeys(senders))
 
         async def op(conn: aiosqlite.Connection) -> Entity:
             try:
                 row = await conn.execute_insert(
-                    "INSERT INTO entities (name, type, signature_required, profile, territory) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (name, int(type), int(signature_required), profile, territory))
+                    "INSERT INTO entities (name, type, signature_required, profile, territory, "
+                    "simulation) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, int(type), int(signature_required), profile, territory, int(simulation)))
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"an entity named {name!r} exists") from exc
             assert row is not None
@@ -87,7 +87,7 @@ class EntitySql(SqlBase):
                 await _insert_certificate(conn, row[0], cert)
             return Entity(id=row[0], name=name, type=EntityType(type), senders=unique_senders,
                           signature_required=signature_required, profile=profile,
-                          territory=territory)
+                          territory=territory, simulation=simulation)
 
         return await self._write(op)
 
@@ -100,6 +100,10 @@ class EntitySql(SqlBase):
         row = await self._read_one(f"SELECT {ENTITY_COLUMNS} FROM entities e WHERE e.name = ?",
                                    (name,))
         return None if row is None else entity_row(row)
+
+    async def simulation_entities(self) -> frozenset[int]:
+        """The ids of the entities in the simulation environment."""
+        return frozenset(r[0] for r in await self._read("SELECT id FROM entities WHERE simulation = 1"))
 
     async def entity_for_sender(self, sender: str) -> Entity | None:
         row = await self._read_one(
