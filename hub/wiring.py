@@ -261,11 +261,7 @@ class Hub:
         try:
             for channel in channels:
                 if channel is Channel.VOICE:  # calls have a worker of their own (hub.voice)
-                    voice = await start_voice(settings, data, store, broker,
-                                              sole=isinstance(broker, MemoryBroker))
-                    hub.providers[channel], hub.workers[channel] = voice.provider, voice.worker
-                    hub._consumers.append(await broker.consume(voice.worker.queue, (voice.worker.queue,),
-                                                               voice.worker.handle))
+                    hub.providers[channel], hub.workers[channel] = await hub._start_voice(simulation=False)
                     continue
                 provider = make_provider(settings, channel)
                 if provider is not None:
@@ -300,17 +296,24 @@ class Hub:
             hub._tasks.append(asyncio.create_task(hub._expire_periodically()))
         return hub
 
+    async def _start_voice(self, *, simulation: bool) -> tuple[Any, VoiceWorker]:
+        """The voice provider and its worker, consuming its queue (``simulate.voice`` for a
+        simulation one)."""
+        voice = await start_voice(self.settings, self.data_dir, self.store, self.broker,
+                                  simulation=simulation, sole=isinstance(self.broker, MemoryBroker),
+                                  queue=SIMULATION_QUEUES[Channel.VOICE] if simulation else None)
+        self._consumers.append(await self.broker.consume(voice.worker.queue, (voice.worker.queue,),
+                                                         voice.worker.handle))
+        return voice.provider, voice.worker
+
     async def _start_simulation_worker(self, channel: Channel) -> None:
         """The simulation environment's worker of a channel: the same worker, rate limit and
         retries as the real one, on ``simulate.<channel>`` with a simulator provider, so that a
         simulation campaign's batches never meet a real provider."""
         settings, store, broker = self.settings, self.store, self.broker
         if channel is Channel.VOICE:
-            voice = await start_voice(settings, self.data_dir, store, broker, simulation=True,
-                                      sole=isinstance(broker, MemoryBroker), queue=SIMULATION_QUEUES[channel])
-            self.simulators[channel], self.simulation_workers[channel] = voice.provider, voice.worker
-            self._consumers.append(await broker.consume(voice.worker.queue, (voice.worker.queue,),
-                                                        voice.worker.handle))
+            provider, voice_worker = await self._start_voice(simulation=True)
+            self.simulators[channel], self.simulation_workers[channel] = provider, voice_worker
             return
         provider = simulation_provider(settings, channel)
         if provider is not None:

@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from hub.broker.base import Broker, Message, Reject, Retry
+from hub.broker.base import Broker, Message, Retry
 from hub.campaigns.cost import Prices
 from hub.cap.model import Alert, Info
 from hub.domain import Campaign, CampaignState, Channel, DeliveryState, StoredAlert
@@ -81,6 +81,7 @@ from hub.outputs.smpp.receipts import Receipt, id_forms
 from hub.outputs.sms_smpp import SmppSmsProvider
 from hub.outputs.sms_text import Policy, SmsText, sms_cost, sms_text
 from hub.services.alert_cache import AlertCache
+from hub.services.batches import BatchRow, open_batch
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.store.base import CampaignStore, Store
 
@@ -108,7 +109,6 @@ SENDING_GRACE = timedelta(minutes=2)  # a claim older than this belongs to a dea
 # One outcome: (delivery id, state, reason, parts, cost in euro)
 OutcomeRow = tuple[int, DeliveryState, str | None, int, float]
 # One delivery of a batch: (id, address, language, info index)
-BatchRow = tuple[int, str, str, int]
 # One part's message id: (delivery id, message id, part, parts)
 MessageIdRow = tuple[int, str, int, int]
 
@@ -201,21 +201,10 @@ class ChannelWorker:
 
     async def handle(self, message: Message) -> None:
         """The ``deliver.<channel>`` queue's consumer."""
-        try:
-            batch = json.loads(message.body)
-            campaign_id, alert_id = int(batch["campaign"]), int(batch["alert"])
-            deliveries = [(int(d[0]), str(d[1]), str(d[2]), int(d[3])) for d in batch["deliveries"]]
-            not_before = float(batch.get("not_before") or 0.0)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise Reject(f"not a delivery batch: {exc}") from exc
-        early = not_before - self._clock().timestamp()
-        if early > 0:
-            raise Retry("a retry batch before its time", early)
-        campaign = await self._store.campaign(campaign_id)
-        if campaign is None:
-            raise Reject(f"no campaign {campaign_id}")
+        opened = await open_batch(message.body, self._store, self._clock)
+        batch, campaign, deliveries = opened.body, opened.campaign, opened.deliveries
         first_try = float(batch.get("first_try") or self._clock().timestamp())
-        sent = await self.deliver(campaign, alert_id, deliveries, first_try=first_try)
+        sent = await self.deliver(campaign, opened.alert_id, deliveries, first_try=first_try)
         now = self._clock()
         if sent.outcomes:
             # Stored already (but for skipped/cancelled ones): the tracker counts and finishes.

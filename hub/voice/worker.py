@@ -44,6 +44,7 @@ from hub.broker.base import Broker, Message, Reject, Retry
 from hub.cap.model import Alert
 from hub.domain import Campaign, CampaignState, Channel, DeliveryState
 from hub.services.alert_cache import AlertCache
+from hub.services.batches import BatchRow, open_batch
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.store.base import CampaignStore, Store
 from hub.voice.calls import CallOutcome, CallResult, Gate, settle_call
@@ -59,7 +60,6 @@ FLUSH_SIZE = 50
 CACHED = 64  # parsed alerts and scripts kept
 
 # (delivery id, address, language, info index), as in every deliver.<channel> batch
-BatchRow = tuple[int, str, str, int]
 # (delivery id, state, reason, billed minutes, cost, seconds billed): the tracker prices calls
 # by the seconds, per started minute, at the number's price
 OutcomeRow = tuple[int, DeliveryState, str | None, int, float, float]
@@ -120,20 +120,12 @@ class VoiceWorker:
 
     async def handle(self, message: Message) -> None:
         """The ``deliver.voice`` queue's consumer."""
+        opened = await open_batch(message.body, self._store, self._clock)
+        batch, campaign, alert_id, rows = opened.body, opened.campaign, opened.alert_id, opened.deliveries
         try:
-            batch = json.loads(message.body)
-            campaign_id, alert_id = int(batch["campaign"]), int(batch["alert"])
-            rows = [(int(d[0]), str(d[1]), str(d[2]), int(d[3])) for d in batch["deliveries"]]
-            not_before = float(batch.get("not_before") or 0.0)
             charged = {int(k): int(v) for k, v in (batch.get("charged") or {}).items()}
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise Reject(f"not a delivery batch: {exc}") from exc
-        early = not_before - self._clock().timestamp()
-        if early > 0:
-            raise Retry("a retry batch before its time", early)
-        campaign = await self._store.campaign(campaign_id)
-        if campaign is None:
-            raise Reject(f"no campaign {campaign_id}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise Reject(f"not a delivery batch: charged: {exc}") from exc
         run = _Run(batch, charged)
         try:
             await self._call_all(run, campaign, alert_id, rows)
