@@ -14,6 +14,7 @@ from hub.outputs.gsm import split_gsm7, split_ucs2
 from hub.outputs.smpp import ConnectionLost, Pool, SmppSession, SubmitRefused
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.bulk import submit_many
+from hub.outputs.smpp.submit import SubmitBodies
 from hub.outputs.sms_smpp import SmppSmsProvider
 from hub.outputs.sms_text import SmsEncoding, SmsText
 from tests.outputs.test_smpp_session import LONG_FR, UCS2_FR, StartSmsc, closing, opened, smsc
@@ -25,11 +26,11 @@ __all__ = ["closing", "smsc"]
     ("1789", 0, b"BE-Alert: Brand", 0), ("+32470999999", 8, "é ’".encode("utf-16-be"), 0),
     ("BE-Alert", 0, p.udh_concat(7, 2, 1) + b"part one", p.ESM_UDHI)])
 def test_templated_bodies_equal_sm_body(source: str, coding: int, message: bytes, esm: int) -> None:
-    session = SmppSession("127.0.0.1", 1, system_id="s", password="p")
+    bodies = SubmitBodies()
     ton, npi = (1, 1) if source.startswith("+") else (3, 0) if source.isdigit() else (5, 0)
     src = source.lstrip("+") if ton == 1 else source
     for dest in ("32470000001", "447911123456", "1"):
-        built = session._body(dest, src, ton, npi, coding, True, message, esm, {})
+        built = bodies._body(dest, src, ton, npi, coding, True, message, esm, {})
         assert built == p.sm_body(p.SubmitSm(
             sequence_number=0, source_addr_ton=ton, source_addr_npi=npi, source_addr=src, dest_addr_ton=1,
             dest_addr_npi=1, destination_addr=dest, esm_class=esm, registered_delivery=1, data_coding=coding,

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, ConnectionLost, SubmitRefused
-from hub.outputs.smpp.session import Concat, SmppSession
+from hub.outputs.smpp.session import SmppSession
+from hub.outputs.smpp.submit import Concat
 
 DRAIN_EVERY = 256  # submits queued between two looks at the socket's write buffer
 

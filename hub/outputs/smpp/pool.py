@@ -25,7 +25,8 @@ from hub.outputs.ratelimit import Pacer
 from hub.outputs.smpp.bulk import Result, submit_many
 from hub.outputs.smpp.errors import BindRefused, ConnectionLost, SmppError
 from hub.outputs.smpp.receipts import Correlator, Receipt
-from hub.outputs.smpp.session import Concat, SmppSession
+from hub.outputs.smpp.session import SmppSession
+from hub.outputs.smpp.submit import Concat
 
 log = logging.getLogger(__name__)
 
