@@ -13,8 +13,14 @@ from functools import lru_cache
 
 from hub.cap.model import Alert, MsgType, Scope
 from hub.cap.problems import Problem, error
-from hub.domain import KIND_PARAMETER, Account, Entity, Kind
+from hub.domain import KIND_PARAMETER, Account, Entity, Kind, Role
 from hub.routing.geometry import Territory, area_intersects, parse_territory
+
+
+def may_manage_templates(account: Account) -> bool:
+    """Templates are an entity's prepared scenarios: its coordinators and co-coordinators
+    write them; any account may read them, and sending one is checked like any alert."""
+    return account.role in (Role.COORDINATOR, Role.CO_COORDINATOR)
 
 
 def message_kind(alert: Alert) -> Kind | Problem:

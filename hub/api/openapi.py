@@ -13,6 +13,8 @@ _CAP = {"application/cap+xml": {"schema": {"type": "string", "description": "a C
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+_NOT_WRITER = {"description": "a mandated person: only coordinators and co-coordinators write templates",
+               "content": _PROBLEM}
 
 
 def _cap_answer(description: str) -> dict[str, Any]:
@@ -324,16 +326,18 @@ def _template_paths() -> dict[str, Any]:
     return {
         "/templates": {
             "get": _op("The templates of this account's entity", {"200": _json("TemplateList", "templates")}),
-            "post": _op("Store a template: a CAP skeleton with {placeholders}",
-                        {"201": _json("Template", "the template"),
+            "post": _op("Store a template: a CAP skeleton with {placeholders} (coordinators and "
+                        "co-coordinators)",
+                        {"201": _json("Template", "the template"), "403": _NOT_WRITER,
                          "409": {"description": "the entity has a template of that name",
                                  "content": _PROBLEM}}, requestBody=body),
         },
         "/templates/{id}": {
             "get": _op("One template", {"200": _json("Template", "the template")}, parameters=[_TID]),
-            "put": _op("Replace a template", {"200": _json("Template", "the template")},
+            "put": _op("Replace a template", {"200": _json("Template", "the template"), "403": _NOT_WRITER},
                        parameters=[_TID], requestBody=body),
-            "delete": _op("Delete a template", {"204": {"description": "deleted"}}, parameters=[_TID]),
+            "delete": _op("Delete a template", {"204": {"description": "deleted"}, "403": _NOT_WRITER},
+                          parameters=[_TID]),
         },
         "/templates/{id}:send": {"post": {
             "summary": "Send a template: the hub fills in the values, builds and signs the CAP "

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.api.common import HUB, Refusal, caller_of, problem, refused_as_problems
+from hub.rights import may_manage_templates
 from hub.services.ingest import Caller
 from hub.services.templates import NoTemplate, TemplateError, Templates, template_json
 from hub.store.base import Conflict
@@ -30,10 +31,10 @@ def add_routes(app: web.Application) -> None:
     # :send before {id}: the path of one is also a match for the other's pattern
     r.add_post("/templates/{id}:send", _guard(send_template))
     r.add_get("/templates", _guard(list_templates))
-    r.add_post("/templates", _guard(create_template))
+    r.add_post("/templates", _guard(create_template, writes=True))
     r.add_get("/templates/{id}", _guard(get_template))
-    r.add_put("/templates/{id}", _guard(replace_template))
-    r.add_delete("/templates/{id}", _guard(delete_template))
+    r.add_put("/templates/{id}", _guard(replace_template, writes=True))
+    r.add_delete("/templates/{id}", _guard(delete_template, writes=True))
 
 
 def _service(hub: Hub) -> Templates:
@@ -47,11 +48,15 @@ _REFUSALS: list[Refusal] = [(NoTemplate, 404, "not found"), (TemplateError, 422,
                             (Conflict, 409, "conflict")]
 
 
-def _guard(handler: Callable[[web.Request, Hub, Caller], Awaitable[web.StreamResponse]]) -> Handler:
+def _guard(handler: Callable[[web.Request, Hub, Caller], Awaitable[web.StreamResponse]], *,
+           writes: bool = False) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         caller = await caller_of(request)
         if caller is None:
             return problem(401, "unauthenticated", "a valid bearer token is required")
+        if writes and not may_manage_templates(caller.account):
+            return problem(403, "forbidden",
+                           "only an entity's coordinators and co-coordinators write its templates")
         return await refused_as_problems(handler(request, request.app[HUB], caller), _REFUSALS)
 
     return guarded

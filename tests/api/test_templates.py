@@ -15,6 +15,7 @@ from lxml import etree
 from hub.cap.trust import TrustStore
 from hub.cap.verify import SignaturePolicy, verify
 from hub.domain import EntityType, Role
+from hub.services import admin
 from hub.services.members import ADMIN
 from hub.wiring import Hub
 from tests.api.conftest import MakeSender, Sender, campaign_done
@@ -190,7 +191,9 @@ async def test_a_template_of_another_entity(hub: Hub, client: TestClient,  # typ
 async def test_send_checks_the_accounts_grants_as_ingest_does(
         hub: Hub, client: TestClient, make_sender: MakeSender) -> None:  # type: ignore[type-arg]
     police = await police_with_group(hub, make_sender, role=Role.MANDATED, grants=("kinds=news",))
-    await call(client, "POST", "/templates", police.token, {"name": "brand", "template": FIRE})
+    await admin.add_account(hub.store, "police", "police-coordinator", Role.COORDINATOR, ())
+    coordinator = await admin.new_account_token(hub.store, "police-coordinator")
+    await call(client, "POST", "/templates", coordinator, {"name": "brand", "template": FIRE})
     status, _, raw = await call(client, "POST", "/templates/brand:send", police.token,
                                 {"values": {"straat": "Markt"}}, accept="application/cap+xml")
     assert status == 403 and answer_of(raw)[0] == "Error" and b"kind-not-granted" in raw
@@ -209,3 +212,24 @@ async def test_send_whose_area_breaks_a_cap_rule(hub: Hub, client: TestClient,  
     assert status == 400 and body["status"] == "refused" and body["answer"]["msgType"] == "Error"
     assert any("polygon" in p["path"] for p in body["problems"]), body["problems"]
     assert await stored_count(hub) == 0 and await hub.store.campaigns(limit=10) == []
+
+
+async def test_only_coordinators_write_templates(hub: Hub, client: TestClient,  # type: ignore[type-arg]
+                                                 make_sender: MakeSender) -> None:
+    """A mandated person reads the entity's templates but may not add, replace or delete one."""
+    police = await police_with_group(hub, make_sender)
+    status, made, _ = await call(client, "POST", "/templates", police.token,
+                                 {"name": "brand", "template": FIRE})
+    assert status == 201
+    other = await make_sender("commune", type=EntityType.AREA)
+    await admin.add_account(hub.store, "police", "police-agent", Role.MANDATED, ())
+    token = await admin.new_account_token(hub.store, "police-agent")
+    status, listed, _ = await call(client, "GET", "/templates", token)
+    assert status == 200 and [t["name"] for t in listed["templates"]] == ["brand"]
+    for method, path, body in (("POST", "/templates", {"name": "x", "template": FIRE}),
+                               ("PUT", f"/templates/{made['id']}", {"name": "brand", "template": FIRE}),
+                               ("DELETE", f"/templates/{made['id']}", None)):
+        status, problem, _ = await call(client, method, path, token, body)
+        assert status == 403 and "coordinators" in problem["detail"], (method, problem)
+    status, listed, _ = await call(client, "GET", "/templates", other.token)  # another entity's
+    assert listed["templates"] == []
