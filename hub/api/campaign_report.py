@@ -75,7 +75,7 @@ async def own_campaign(request: web.Request) -> tuple[Caller, Campaign] | web.Re
         return problem(401, "unauthenticated", "a valid bearer token is required")
     try:
         campaign = await hub.store.campaign(int(request.match_info["id"]))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, or none SQLite's INTEGER holds
         campaign = None
     if campaign is None or campaign.entity_id != caller.entity.id:
         return problem(404, "not found", f"no campaign {request.match_info['id']}")

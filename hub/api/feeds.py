@@ -289,7 +289,8 @@ async def serve_feed(request: web.Request, kind: FeedKind) -> web.StreamResponse
     page_no = 1
     if "page" in request.query:
         text = request.query["page"]
-        if not text.isdigit() or int(text) < 1:
+        # ASCII digits, and few: int() refuses "²" and numbers of over 4300 digits
+        if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
             return problem(400, "bad parameter", "page: a page number from 1")
         page_no = int(text)
     feeds = request.app[FEEDS]

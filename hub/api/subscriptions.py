@@ -44,7 +44,7 @@ def _guard(handler: Callable[[web.Request, Caller], Awaitable[web.StreamResponse
 
 def _id(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # int() and SQLite's INTEGER refuse others
         raise subs.NoSuchSubscription(f"no subscription {text!r}")
     return int(text)
 

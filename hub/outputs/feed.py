@@ -90,9 +90,9 @@ class FeedFilter:
         if self.geocodes:
             out.append(("geocode", ",".join(v if n is None else f"{n}={v}" for n, v in self.geocodes)))
         if self.bbox is not None:
-            out.append(("bbox", ",".join(f"{c:g}" for c in self.bbox)))
+            out.append(("bbox", ",".join(_coordinate(c) for c in self.bbox)))
         if self.point is not None:
-            out.append(("point", f"{self.point.lat:g},{self.point.lon:g}"))
+            out.append(("point", f"{_coordinate(self.point.lat)},{_coordinate(self.point.lon)}"))
         if self.since is not None:
             out.append(("since", self.since.isoformat()))
         return out
@@ -144,6 +144,15 @@ class FeedFilter:
         corners = (Point(south, west), Point(south, east), Point(north, east), Point(north, west))
         box = PolygonShape((*corners, corners[0]))
         return any(shape_meets_polygon(shape, box) for shape in area_shapes(area))
+
+
+def _coordinate(value: float) -> str:
+    """A coordinate as :func:`parse_filters` reads it back, exactly: no exponent ("1e-05"), no
+    rounding (a subscription stores its filters as this text)."""
+    text = repr(value)
+    if "e" in text:
+        text = format(value, ".20f").rstrip("0")
+    return text.removesuffix(".0").rstrip(".")
 
 
 def _words(value: str) -> list[str]:

@@ -45,7 +45,7 @@ from hub.cap.parse import parse
 from hub.config import Settings
 from hub.domain import StoredAlert
 from hub.errors import BrokerError
-from hub.outputs.feed import CAP_TYPE, FeedFilter
+from hub.outputs.feed import CAP_TYPE, FeedFilter, FilterError
 from hub.outputs.push_http import PostError
 from hub.partners import (
     DELIVERY_HEADER,
@@ -78,6 +78,7 @@ WEBSUB_ATTEMPTS = 8
 # The broker's own attempt limit is not what ends a push (the retry period is); a busy
 # subscription's messages come back often without being tried.
 UNBOUNDED_ATTEMPTS = 1_000_000
+REPUBLISH_PAGE = 10_000  # pending deliveries read and handed to the broker at once at start-up
 
 Count = Callable[[str], None]  # a metric: "delivered", "retried", "failed", "websub-ok", ...
 
@@ -183,7 +184,7 @@ class Push:
             return
         if subscriptions:
             referenced = [a for a in [await self._parsed(r) for r in references] if a is not None]
-            wanted = [s.id for s in subscriptions if matches(self._filter(s), alert, referenced)]
+            wanted = [s.id for s in subscriptions if self._wants(s, alert, referenced)]
             ids = await self.store.open_pushes(alert_id, kind.value, wanted, at=self.clock())
             await self.hand_over(ids)
         if self.public is not None:  # last: a retry of this event repeats only what failed
@@ -201,12 +202,17 @@ class Push:
         await self.broker.publish_many(DELIVER_TOPICS[0], [delivery_body(i) for i in delivery_ids])
         await self.store.mark_published(delivery_ids, at=self.clock())
 
-    async def republish(self, *, published_before: datetime | None) -> int:
+    async def republish(self, *, published_before: datetime | None, page: int = REPUBLISH_PAGE) -> int:
         """Hand the broker again what is pending and was not handed to it since
-        ``published_before`` (None: only what never was)."""
-        ids = await self.store.pending_pushes(published_before=published_before)
-        await self.hand_over(ids)
-        return len(ids)
+        ``published_before`` (None: only what never was), a page at a time: each page
+        handed over is marked published now, so the next read starts past it."""
+        total = 0
+        while True:
+            ids = await self.store.pending_pushes(published_before=published_before, limit=page)
+            await self.hand_over(ids)
+            total += len(ids)
+            if len(ids) < page:
+                return total
 
     async def _parsed(self, alert_id: int) -> Alert | None:
         stored = await self.store.alert(alert_id)
@@ -215,6 +221,15 @@ class Push:
         data = stored.received
         return await asyncio.get_running_loop().run_in_executor(
             self.executor, lambda: parse(data, max_bytes=len(data) + 1).alert)
+
+    def _wants(self, subscription: Subscription, alert: Alert, referenced: Sequence[Alert]) -> bool:
+        """Whether ``subscription``'s filters take ``alert``. A stored filter that no longer
+        parses (written by an older hub) stops that subscription only, never the others."""
+        try:
+            return matches(self._filter(subscription), alert, referenced)
+        except FilterError as exc:
+            log.warning("subscription %d skipped: its stored filter %s", subscription.id, exc)
+            return False
 
     def _filter(self, subscription: Subscription) -> FeedFilter:
         key = (subscription.id, subscription.filters)
@@ -236,17 +251,26 @@ class Push:
             raise Reject(f"no push delivery {delivery_id}")
         if delivery.state is not PushState.PENDING or delivery.id in self._in_flight:
             return  # ended before, or being tried now: a message delivered twice
+        # Claimed before the next await, until its outcome is stored: a twin message read
+        # the same pending row meanwhile.
+        self._in_flight.add(delivery.id)
+        try:
+            await self._try(delivery)
+        finally:
+            self._in_flight.discard(delivery.id)
+
+    async def _try(self, delivery: PushDelivery) -> None:
         subscription = await self.store.subscription(delivery.subscription_id)
-        if subscription is None:  # removed meanwhile (its pending rows were marked failed)
+        if subscription is None:  # removed meanwhile: planned after its removal marked its rows failed
+            await self.store.push_outcome(delivery.id, PushState.FAILED, error="subscription removed",
+                                          at=self.clock())
             return
         sid = subscription.id
         await self._take_slot(sid)
-        self._in_flight.add(delivery.id)
         started = asyncio.get_running_loop().time()
         try:
             error = await self._post(subscription, delivery)
         finally:
-            self._in_flight.discard(delivery.id)
             await self._free_slot(sid)
         if error is not None or asyncio.get_running_loop().time() - started > SLOW:
             self._degraded.add(sid)

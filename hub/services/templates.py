@@ -291,6 +291,8 @@ class Templates:
 
     async def find(self, entity: Entity, key: str) -> StoredTemplate:
         """By id (digits) or by name; another entity's template is ``NoTemplate``."""
+        if key.isdigit() and (not key.isascii() or len(key) > 18):  # int() and SQLite's INTEGER refuse it
+            raise NoTemplate(f"no template {key!r}")
         found = await self._store.template(entity.id, int(key) if key.isdigit() else key)
         if found is None:
             raise NoTemplate(f"no template {key!r}")

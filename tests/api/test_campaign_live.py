@@ -365,3 +365,11 @@ async def test_preview_of_a_template_with_its_values(hub: Hub, client: TestClien
     stranger = await make_sender("commune", type=EntityType.AREA)
     assert (await preview({"template": "brand", "values": {"straat": "Markt"}}, stranger.token))[0] == 404
     assert (await preview(["brand"]))[0] == 422
+
+
+async def test_a_campaign_id_beyond_any_stored_id_is_404(client: TestClient,  # type: ignore[type-arg]
+                                                         make_sender: MakeSender) -> None:
+    police = await make_sender("police")
+    for path in ("events", "report"):
+        status, body = await get(client, f"/campaigns/99999999999999999999/{path}", police.token)
+        assert status == 404 and body["detail"] == "no campaign 99999999999999999999"

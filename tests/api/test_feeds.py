@@ -222,6 +222,7 @@ async def test_since(client: TestClient, police: Sender) -> None:  # type: ignor
 @pytest.mark.parametrize(("query", "param"), [
     ("severity=Awful", "severity"), ("lang=%20", "lang"), ("bbox=1,2,3", "bbox"), ("point=x,y", "point"),
     ("since=tomorrow", "since"), ("geocode=NIS=", "geocode"), ("urgency=soon", "urgency"), ("page=0", "page"),
+    ("page=%C2%B2", "page"), ("page=" + "9" * 5000, "page"),
 ])
 async def test_bad_filters_are_400_naming_the_parameter(
         client: TestClient, query: str, param: str) -> None:  # type: ignore[type-arg]

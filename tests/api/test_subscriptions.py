@@ -91,3 +91,11 @@ async def test_not_json_and_a_taken_name(client: TestClient, make_sender: MakeSe
     assert (await call(client, "POST", "/subscriptions", police, GOOD))[0] == 201
     status, problem = await call(client, "POST", "/subscriptions", police, GOOD)
     assert status == 409 and "RTBF" in problem["detail"]
+
+
+@pytest.mark.parametrize("key", ["%C2%B2", "99999999999999999999"])
+async def test_an_id_that_is_no_stored_id_is_404(client: TestClient, make_sender: MakeSender,  # type: ignore[type-arg]
+                                                 key: str) -> None:
+    police = await make_sender("police")
+    assert (await call(client, "GET", f"/subscriptions/{key}", police))[0] == 404
+    assert (await call(client, "DELETE", f"/subscriptions/{key}", police))[0] == 404

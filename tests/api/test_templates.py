@@ -233,3 +233,11 @@ async def test_only_coordinators_write_templates(hub: Hub, client: TestClient,  
         assert status == 403 and "coordinators" in problem["detail"], (method, problem)
     status, listed, _ = await call(client, "GET", "/templates", other.token)  # another entity's
     assert listed["templates"] == []
+
+
+@pytest.mark.parametrize("key", ["%C2%B2", "99999999999999999999"])
+async def test_a_key_that_is_no_stored_id_is_404(hub: Hub, client: TestClient,  # type: ignore[type-arg]
+                                                 make_sender: MakeSender, key: str) -> None:
+    police = await police_with_group(hub, make_sender)
+    assert (await call(client, "GET", f"/templates/{key}", police.token))[0] == 404
+    assert (await call(client, "DELETE", f"/templates/{key}", police.token))[0] == 404

@@ -289,6 +289,17 @@ def test_canonical_query_round_trips() -> None:
     assert feed_url(BASE, "/feeds/alerts.atom", FeedFilter()) == f"{BASE}/feeds/alerts.atom"
 
 
+@pytest.mark.parametrize("query", [
+    {"bbox": "-0.00001,51.48,0.00005,51.5"}, {"point": "51.4779,-0.00001"},
+    {"bbox": "4.351234567,50.812345678,4.4,50.9"}, {"point": "50.812345678,4.351234567"},
+])
+def test_canonical_coordinates_read_back_the_same(query: dict[str, str]) -> None:
+    # The canonical query is what a partner subscription stores and re-reads on each alert:
+    # "1e-05" is no number to the parser, and 6 significant digits move a box by metres.
+    filters = parse_filters(query)
+    assert parse_filters(dict(filters.query())) == filters
+
+
 def test_filtered_feeds_show_the_matching_info_and_are_valid(full: Alert) -> None:
     filters = parse_filters({"lang": "fr"})
     meta = replace(META, self_url=feed_url(BASE, "/feeds/alerts.atom", filters))
