@@ -386,7 +386,7 @@ class SmtpProvider:
                 accepted += 1
             except aiosmtplib.SMTPRecipientRefused as exc:
                 if exc.code == 421 or not client.is_connected:
-                    raise _Lost(f"connection closed by server: {_reply(exc)}") from exc
+                    raise _Lost(f"connection closed by server: {_redact(_reply(exc), rcpt)}") from exc
                 refused[i] = self._by_code(rcpt, exc.code, _redact(_reply(exc), rcpt))
             except ValueError:  # not encodable (no SMTPUTF8) or not an address at all
                 refused[i] = Outcome.failed(rcpt, "address cannot be sent to this server", permanent=True)

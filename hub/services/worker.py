@@ -95,6 +95,8 @@ CACHED_ALERTS = 64  # parsed alerts kept (one per campaign in flight)
 CANCEL_CHECK = 0.25  # seconds between looks at the campaign's state while a batch is sent
 
 RECEIPT_BATCH = 1_000  # receipts stored and published together at most
+RECEIPT_TRIES = 5  # attempts to record a batch of receipts (a busy store, a broker hiccup)
+RECEIPT_RETRY = 0.5  # seconds before the 2nd attempt, growing linearly
 MAX_ATTEMPTS = 5  # attempts per delivery before a transient failure is final
 RETRY_BASE = 2.0  # seconds before the 2nd attempt...
 RETRY_FACTOR = 2.0  # ...multiplied by this for each next one
@@ -477,7 +479,15 @@ async def track_receipts(store: CampaignStore, broker: Broker, queue: asyncio.Qu
         batch = [await queue.get()]
         while len(batch) < RECEIPT_BATCH and not queue.empty():
             batch.append(queue.get_nowait())
-        try:
-            await record_receipts(store, broker, batch)
-        except Exception:  # keep reading: a later receipt of the same delivery completes it
-            log.exception("could not record %d delivery receipts", len(batch))
+        # The SMSC has had its deliver_sm_resp: a batch dropped here is never sent again, and
+        # its deliveries would wait as submitted until sms_wait. Recording again is harmless
+        # (a part's receipt is stored once; the tracker ignores a repeated final outcome).
+        for attempt in range(1, RECEIPT_TRIES + 1):
+            try:
+                await record_receipts(store, broker, batch)
+                break
+            except Exception:  # keep reading whatever happens
+                log.exception("could not record %d delivery receipts (attempt %d of %d)", len(batch),
+                              attempt, RECEIPT_TRIES)
+                if attempt < RECEIPT_TRIES:
+                    await asyncio.sleep(RECEIPT_RETRY * attempt)

@@ -122,7 +122,11 @@ def parse_netstrings(buf: bytearray) -> list[dict[str, Any]]:
         colon = buf.find(b":")
         if colon < 0:
             return out
-        length = int(buf[:colon])
+        head = bytes(buf[:colon])
+        if not head.isdigit() or len(head) > 9:
+            # Not the bytes themselves: they may hold a dialled number.
+            raise UaError(f"control socket: a netstring length of {len(head)} bytes that is not a number")
+        length = int(head)
         end = colon + 1 + length
         if len(buf) < end + 1:
             return out
@@ -324,6 +328,12 @@ class BaresipLine:
         self.in_call = True
         try:
             return await self._dial(uri, ring_timeout, max_seconds, loop)
+        except asyncio.CancelledError:
+            # our caller stopped waiting (a failed batch, a stop): end the call, or it would ring
+            # or play on with nobody enforcing the limits, while the line dials the next number
+            with contextlib.suppress(UaError):
+                await self.command("hangup")
+            raise
         finally:
             self.in_call = False
 

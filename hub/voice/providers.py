@@ -147,14 +147,17 @@ class SimulatorVoiceProvider:
     needs_audio = False
 
     def __init__(self, *, answer_ratio: float = 0.9, confirm: bool = False, seed: int | None = None,
-                 latency: float = 0.0, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 latency: float = 0.0, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 keep_called: bool = False) -> None:
         if not 0 <= answer_ratio <= 1:
             raise ValueError("answer_ratio must be in [0, 1]")
         self.answer_ratio, self.confirm, self.latency = answer_ratio, confirm, latency
         self._random = random.Random(seed)
         self._sleep = sleep
         self.calls = 0
-        self.called: list[str] = []  # numbers, for tests
+        # numbers, for tests only: the simulation environment runs for months in `serve`
+        self._keep_called = keep_called
+        self.called: list[str] = []
 
     async def open(self) -> None:
         pass
@@ -170,7 +173,8 @@ class SimulatorVoiceProvider:
         if gate is not None and not await gate():
             return CallResult(CallOutcome.CANCELLED, reason="cancelled")
         self.calls += 1
-        self.called.append(number)
+        if self._keep_called:
+            self.called.append(number)
         if self.latency:
             await self._sleep(self.latency)
         draw = self._random.random()

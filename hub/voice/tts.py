@@ -84,7 +84,12 @@ class EspeakTts:
                 stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
             raise TtsError(f"{self.name}: cannot run {self.sox!r}: {exc.strerror}") from exc
-        _, err = await asyncio.wait_for(sox.communicate(wav), TTS_TIMEOUT)
+        try:
+            _, err = await asyncio.wait_for(sox.communicate(wav), TTS_TIMEOUT)
+        except TimeoutError:  # not left running, and a TtsError: the worker fails the deliveries
+            sox.kill()
+            await sox.wait()
+            raise TtsError(f"sox: no conversion within {TTS_TIMEOUT:.0f} s") from None
         if sox.returncode != 0:
             raise TtsError(f"sox could not convert the audio to {SAMPLE_RATE} Hz (exit {sox.returncode}): "
                            f"{err.decode(errors='replace').strip()[:200]}")

@@ -204,6 +204,17 @@ async def test_421_on_rcpt_makes_the_batch_transient(sink: Sink) -> None:
         assert all(o.ok for o in await smtp.send(MESSAGE, SENDER, rcpts(5)))
 
 
+async def test_421_on_rcpt_quoting_the_address_keeps_it_out_of_logs_and_reasons(
+        sink: Sink, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="hub")
+    sink.refuse[rcpts(5)[2]] = "421 4.7.0 <user00002@example.org> too many connections"
+    async with provider(sink) as smtp:
+        outcomes = await smtp.send(MESSAGE, SENDER, rcpts(5))
+    assert all(not o.ok and not o.permanent for o in outcomes)
+    assert hub_log(caplog) and "example.org" not in hub_log(caplog)
+    assert all("example.org" not in o.reason for o in outcomes)
+
+
 @pytest.mark.parametrize(("reply", "permanent"), [("553 5.7.1 sender not allowed", True),
                                                   ("451 4.7.1 greylisted", False)])
 async def test_mail_from_refused_applies_to_all(sink: Sink, reply: str, permanent: bool) -> None:

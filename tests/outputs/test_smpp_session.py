@@ -297,3 +297,21 @@ async def test_pool_reopens_a_lost_bind(smsc: StartSmsc, closing: list[Any]) -> 
             except ConnectionLost as exc:
                 await asyncio.sleep(exc.retry_after or 0.05)
     assert done == 150 and len(peer.of("bind")) >= 4
+
+
+async def test_a_submit_cancelled_before_its_response_leaves_the_session_reading(
+        smsc: StartSmsc, closing: list[Any]) -> None:
+    # A worker's chunk cancelled mid-send (a Cancel, a failed sibling chunk, a stop): the
+    # SMSC's response then comes for a cancelled future. The reader must go on, or every
+    # later submit would time out, be taken for lost and sent twice.
+    peer = smsc()
+    s = await opened(peer, closing, response_timeout=30.0)
+    task = asyncio.create_task(s.submit("+32470000001", [b"first"], 0, "1789"))
+    while s.in_flight == 0:
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    peer.wait_submits(1)
+    ids = await asyncio.wait_for(s.submit("+32470000002", [b"second"], 0, "1789"), 3.0)
+    assert len(ids) == 1 and s.alive

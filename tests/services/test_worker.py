@@ -298,3 +298,40 @@ async def test_the_worker_prices_each_sms_by_its_numbers_prefix(hub: Hub, keypai
     events = await queued(hub, EVENTS_QUEUE)
     [outcomes] = [json.loads(m.body) for m in events if m.topic == EVENTS_QUEUE]
     assert sorted(o["cost_eur"] / o["parts"] for o in outcomes) == pytest.approx([0.055, 0.08])
+
+
+async def test_receipts_the_store_could_not_take_are_recorded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SMSC had its deliver_sm_resp: a batch of receipts dropped on a busy store is never
+    # sent again, and its deliveries would wait as submitted for a day.
+    from hub.outputs.smpp import Receipt
+    from hub.services import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "RECEIPT_RETRY", 0.01)
+
+    class BusyOnce:
+        calls = 0
+
+        async def message_receipts(self, rows: Sequence[Any]) -> list[tuple[int, bool, str | None, int]]:
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("database is locked")
+            return [(7, True, None, 1)]
+
+    class Events:
+        bodies: list[bytes] = []
+
+        async def publish(self, topic: str, body: bytes) -> None:
+            self.bodies.append(body)
+
+    store, broker = BusyOnce(), Events()
+    queue: asyncio.Queue[Receipt] = asyncio.Queue()
+    task = asyncio.create_task(worker_module.track_receipts(store, broker, queue))  # type: ignore[arg-type]
+    queue.put_nowait(Receipt("100", "DELIVRD", tag=7))
+    try:
+        for _ in range(200):
+            if broker.bodies:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert store.calls == 2 and [o["id"] for o in json.loads(broker.bodies[0])] == [7]

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from hub.domain import DeliveryState
-from hub.voice.baresip import account_line, netstring, parse_netstrings
+from hub.voice.baresip import UaError, account_line, netstring, parse_netstrings
 from hub.voice.calls import CallOutcome, CallResult, caller_number, classify, dialable, settle_call, sip_uri
 
 
@@ -102,6 +102,13 @@ def test_netstrings() -> None:
     assert buf == b'14:{"event":true'  # incomplete: kept for the next read
     buf += b"},"
     assert parse_netstrings(buf) == [{"event": True}] and buf == b""
+
+
+def test_a_garbled_netstring_is_refused_without_its_bytes() -> None:
+    """A broken frame is an error that does not quote what it holds (a dialled number)."""
+    with pytest.raises(UaError) as caught:
+        parse_netstrings(bytearray(b'{"params":"sip:+32477123456"}:x,'))
+    assert "32477123456" not in str(caught.value) and "not a number" in str(caught.value)
 
 
 def test_a_call_cancelled_at_the_gate_is_a_cancelled_delivery() -> None:

@@ -15,11 +15,13 @@ from hub.errors import ConfigError
 from hub.services import admin
 from hub.services.members import ADMIN
 from hub.voice.providers import SimulatorVoiceProvider, SipVoiceProvider
+from hub.voice.script import voice_script
 from hub.voice.setup import check, sip_settings, voice_provider
 from hub.voice.worker import VoiceWorker
 from hub.wiring import Hub
 from tests.services.test_router import MEMBERS, TERRITORY, cap, post
 from tests.voice.peers import Sipp
+from tests.voice.test_script import info
 
 KEYS = dict[str, tuple[bytes, bytes]]
 
@@ -52,6 +54,16 @@ def test_the_caller_is_sent_in_e164(tmp_path: Path) -> None:
     sip = Settings(voice=VoiceSettings(provider="sip"))
     assert isinstance(voice_provider(sip, tmp_path), SipVoiceProvider)
     assert isinstance(voice_provider(sip, tmp_path, simulation=True), SimulatorVoiceProvider)
+
+
+async def test_the_simulation_provider_keeps_no_numbers(tmp_path: Path) -> None:
+    # `serve` runs the simulator for months: it must not hoard every number it "called"
+    provider = voice_provider(Settings(), tmp_path)
+    assert isinstance(provider, SimulatorVoiceProvider)
+    script = voice_script(info("en-GB"))
+    for n in range(3):
+        await provider.call(f"+3247712345{n}", script, None)
+    assert provider.calls == 3 and list(provider.called) == []
 
 
 async def test_serve_calls_over_sip(tmp_path: Path, keypairs: KEYS, sipp: Callable[[str], Sipp]) -> None:

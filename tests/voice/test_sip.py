@@ -215,3 +215,26 @@ async def test_a_gate_that_says_no_dials_nobody(sipp: Callable[[str], Sipp], pro
     assert result.outcome is CallOutcome.CANCELLED and opened == [False]
     assert provider.calls == 0 and peer.invites() == {}
     assert (await provider.call(NUMBER, *speech)).outcome is CallOutcome.ANSWERED  # the line is free
+
+
+async def test_a_call_whose_caller_stops_waiting_is_hung_up(
+        sipp: Callable[[str], Sipp], provider_for: Provider, speech: tuple[VoiceScript, Path]) -> None:
+    # The worker's call task cancelled (a failed batch, a stop): the call must end, not ring on
+    # (or play on) while the line is handed to the next number.
+    peer = sipp("ringing")
+    provider: SipVoiceProvider = await provider_for(peer.trunk, ring_timeout=30)
+    task = asyncio.create_task(provider.call(NUMBER, *speech))
+    for _ in range(200):
+        if peer.invites():
+            break
+        await asyncio.sleep(0.05)
+    assert peer.invites() == {NUMBER: 1}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(60):
+        if "CANCEL sip:" in peer.messages.read_text():
+            break
+        await asyncio.sleep(0.05)
+    assert "CANCEL sip:" in peer.messages.read_text()
+    assert not provider.lines[0].in_call

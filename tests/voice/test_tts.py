@@ -4,6 +4,7 @@ language; the estimate holds; text the engine cannot speak is cleaned before it 
 from __future__ import annotations
 
 import asyncio
+import os
 import wave
 from pathlib import Path
 
@@ -62,3 +63,15 @@ async def test_a_missing_engine_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(TtsError):
         await cache.audio(1, "nl", "<speak>x</speak>")
     assert not list(tmp_path.rglob("*.wav")) and not list(tmp_path.rglob("*.tmp"))
+
+
+async def test_a_hung_converter_is_stopped_and_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "sox.pid"
+    sox = tmp_path / "sox"
+    sox.write_text(f"#!/bin/sh\necho $$ > {pid_file}\ncat > /dev/null\nexec sleep 30\n")
+    sox.chmod(0o755)
+    monkeypatch.setattr("hub.voice.tts.TTS_TIMEOUT", 3.0)
+    with pytest.raises(TtsError, match="sox: no conversion within"):
+        await EspeakTts(sox=str(sox)).render(voice_script(info("en-GB")).ssml, "en", tmp_path / "x.wav")
+    with pytest.raises(ProcessLookupError):  # killed, not left behind
+        os.kill(int(pid_file.read_text()), 0)

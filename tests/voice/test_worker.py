@@ -48,7 +48,7 @@ async def route(hub: Hub, keypairs: KEYS, identifier: str) -> tuple[int, int, li
 
 
 async def test_calls_are_placed_and_their_outcomes_published(hub: Hub, keypairs: KEYS) -> None:
-    provider = SimulatorVoiceProvider(answer_ratio=1.0, seed=1)
+    provider = SimulatorVoiceProvider(answer_ratio=1.0, seed=1, keep_called=True)
     voice = worker(hub, provider)
     _, campaign_id, batches = await route(hub, keypairs, "V-1")
     for batch in batches:

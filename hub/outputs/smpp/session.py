@@ -490,6 +490,9 @@ class SmppSession:
             if entry is None:
                 log.warning("SMPP response 0x%08X for unknown sequence %d", command_id, seq)
                 return
+            if entry.fut.done():  # its sender was cancelled: set_result would kill this reader
+                entry.fut = self._loop.create_future()
+                entry.fut.add_done_callback(_consume)
             if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
                 resp = p.decode(frame)
                 assert isinstance(resp, p.SubmitSmResp)
