@@ -264,8 +264,10 @@ async def test_rejects_permanent_and_transient(smsc: StartSmsc, closing: list[An
 async def test_enquire_link_keeps_the_bind(smsc: StartSmsc, closing: list[Any]) -> None:
     peer = smsc()
     s = await opened(peer, closing, enquire_link_interval=0.2, response_timeout=1.0)
-    await asyncio.sleep(1.0)
-    assert s.alive and s.in_flight == 0
+    await asyncio.sleep(1.5)
+    # Alive after more than response_timeout of idle binds: every enquire_link was answered
+    # (one may be on its way at this instant, on a busy machine).
+    assert s.alive and s.in_flight <= 1
 
 
 async def test_pool_of_binds(smsc: StartSmsc, closing: list[Any]) -> None:
