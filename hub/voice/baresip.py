@@ -22,6 +22,7 @@ saying whether the call had been answered; the caller restarts the line.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -155,6 +156,8 @@ class BaresipLine:
         self._ready = asyncio.Event()
         self.in_call = False  # between dial and CALL_CLOSED, for tests and the bench
         self.starts = 0
+        # Ids of this line's earlier calls: their late events must not end the next call.
+        self._ended: collections.deque[str] = collections.deque(maxlen=16)
 
     @property
     def pid(self) -> int | None:
@@ -368,10 +371,13 @@ class BaresipLine:
                              seconds=loop.time() - (established_at or loop.time()))
             if event.get("class") != "call" and kind not in ("CALL_DTMF_START",):
                 continue
-            eid = event.get("id")
+            eid = str(event.get("id") or "")
+            if eid != call_id and eid in self._ended:
+                continue  # a late event of an earlier call, seen before this call's own
             if call_id is None and eid:
-                call_id = str(eid)
-            elif eid and str(eid) != call_id:
+                call_id = eid
+                self._ended.append(call_id)  # whatever ends this call, its stragglers are skipped
+            elif eid and eid != call_id:
                 continue  # a late event of an earlier call
             seen.append(kind)
             if kind == "CALL_ESTABLISHED" and established_at is None:

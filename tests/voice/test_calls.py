@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub.domain import DeliveryState
-from hub.voice.baresip import UaError, account_line, netstring, parse_netstrings
+from hub.voice.baresip import BaresipLine, LineConfig, UaError, account_line, netstring, parse_netstrings
 from hub.voice.calls import CallOutcome, CallResult, caller_number, classify, dialable, settle_call, sip_uri
 
 
@@ -116,3 +118,27 @@ def test_a_call_cancelled_at_the_gate_is_a_cancelled_delivery() -> None:
                           confirm=True)
     assert (settled.state, settled.retry, settled.minutes, settled.cost_eur) == (
         DeliveryState.CANCELLED, False, 0, 0)
+
+
+async def test_a_late_close_of_the_previous_call_does_not_end_the_next(tmp_path: Path) -> None:
+    """The previous call's CALL_CLOSED arriving after the next dial is skipped: the next call
+    ends with its own close, with its own outcome."""
+    events: list[dict[str, Any]] = []
+
+    class Line(BaresipLine):
+        async def command(self, command: str, params: str = "") -> dict[str, Any]:
+            for event in events:  # what baresip says after this command
+                self._events.put_nowait(event)
+            events.clear()
+            return {"ok": True, "data": ""}
+
+    line = Line(0, LineConfig("baresip", "127.0.0.1", "<sip:hub@127.0.0.1>", tmp_path))
+    events[:] = [{"class": "call", "type": "CALL_ESTABLISHED", "id": "a"},
+                 {"class": "call", "type": "CALL_CLOSED", "id": "a", "param": "bye"}]
+    first = await line.call("sip:1@x", tmp_path / "a.wav", ring_timeout=2.0, max_seconds=5.0)
+    assert first.established
+    events[:] = [{"class": "call", "type": "CALL_CLOSED", "id": "a", "param": "late"},
+                 {"class": "call", "type": "CALL_RINGING", "id": "b"},
+                 {"class": "call", "type": "CALL_CLOSED", "id": "b", "param": "486 Busy Here"}]
+    second = await line.call("sip:2@x", tmp_path / "a.wav", ring_timeout=2.0, max_seconds=5.0)
+    assert not second.established and second.reason == "486 Busy Here"
