@@ -26,11 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import logging
 import multiprocessing as mp
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
@@ -308,14 +310,10 @@ async def bench(args: argparse.Namespace, port: int, counter: Synchronized[int],
             await bench_precision(args, root, port, log_path)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sms", type=int, default=20_000)
-    ap.add_argument("--emails", type=int, default=50_000)
-    ap.add_argument("--precision-seconds", type=float, default=30.0)
-    ap.add_argument("--skip-precision", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.ERROR)
+@contextlib.contextmanager
+def running_sink() -> Iterator[tuple[int, Synchronized[int], Path]]:
+    """The SMTP sink in a process of its own (so it does not share our event loop): its
+    port, its recipient counter and the file it logs each arrival's time to."""
     ctx = mp.get_context("spawn")
     counter: Synchronized[int] = ctx.Value("q", 0)
     ready = ctx.Event()
@@ -328,10 +326,22 @@ def main() -> None:
         try:
             if not ready.wait(10):
                 raise SystemExit("the sink did not start")
-            asyncio.run(bench(args, port, counter, log_path))
+            yield port, counter, log_path
         finally:
             sink.terminate()
             sink.join(5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sms", type=int, default=20_000)
+    ap.add_argument("--emails", type=int, default=50_000)
+    ap.add_argument("--precision-seconds", type=float, default=30.0)
+    ap.add_argument("--skip-precision", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    with running_sink() as (port, counter, log_path):
+        asyncio.run(bench(args, port, counter, log_path))
 
 
 if __name__ == "__main__":

@@ -27,18 +27,16 @@ import asyncio
 import bisect
 import json
 import logging
-import multiprocessing as mp
 import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, tests/: run as a script
 
-from bench.delivery import _sink, arrivals, free_port, run_campaign, start, verdict, windows
+from bench.delivery import arrivals, run_campaign, running_sink, start, verdict, windows
 from bench.email_smtp import SENDER
 from hub.config import EmailSettings, SmsSettings
 from hub.outputs import ratelimit
@@ -176,22 +174,8 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=4, help="SMTP connections (default 4, the setting's default)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    ctx = mp.get_context("spawn")
-    counter: Synchronized[int] = ctx.Value("q", 0)
-    ready = ctx.Event()
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="caphub-sink-") as tmp:
-        log_path = Path(tmp) / "arrivals.txt"
-        log_path.touch()
-        sink = ctx.Process(target=_sink, args=(port, counter, ready, str(log_path)), daemon=True)
-        sink.start()
-        try:
-            if not ready.wait(10):
-                raise SystemExit("the sink did not start")
-            ok = asyncio.run(bench(args, port, log_path))
-        finally:
-            sink.terminate()
-            sink.join(5)
+    with running_sink() as (port, _, log_path):
+        ok = asyncio.run(bench(args, port, log_path))
     print("targets met" if ok else "targets MISSED")
 
 
