@@ -36,29 +36,26 @@ from hub.outputs.sms_text import SmsEncoding, SmsText
 from tests.peers.smsc_peer import Smsc
 
 
+async def _receipts(pool: Pool, n: int) -> None:
+    """Until ``n`` tagged receipts have come back."""
+    got = 0
+    async for receipt in pool.receipts():
+        if receipt.tag is not None:
+            got += 1
+            if got == n:
+                return
+
+
 async def run_ours(port: int, n: int, binds: int, window: int) -> tuple[float, float]:
     pool = Pool("127.0.0.1", port, system_id="bench", password="pw", binds=binds, window=window)
     await pool.open()
-    got = 0
-    all_receipts = asyncio.Event()
-
-    async def drain() -> None:
-        nonlocal got
-        async for receipt in pool.receipts():
-            if receipt.tag is not None:
-                got += 1
-                if got == n:
-                    all_receipts.set()
-                    return
-
-    drainer = asyncio.create_task(drain())
+    drainer = asyncio.create_task(_receipts(pool, n))
     text = b"BE-Alert test message"
     t0 = time.perf_counter()
     ids = await asyncio.gather(*(pool.submit(f"3247{i:07d}", [text], 0, "1789", tag=i) for i in range(n)))
     t_submit = time.perf_counter() - t0
-    await asyncio.wait_for(all_receipts.wait(), 60)
+    await asyncio.wait_for(drainer, 60)
     t_all = time.perf_counter() - t0
-    await drainer
     await pool.close()
     assert len(ids) == n
     return t_submit, t_all
@@ -68,28 +65,15 @@ async def run_provider(port: int, n: int, binds: int, window: int) -> tuple[floa
     pool = Pool("127.0.0.1", port, system_id="bench", password="pw", binds=binds, window=window)
     provider = SmppSmsProvider(pool, "1789")
     await provider.open()
-    got = 0
-    all_receipts = asyncio.Event()
-
-    async def drain() -> None:
-        nonlocal got
-        async for receipt in pool.receipts():
-            if receipt.tag is not None:
-                got += 1
-                if got == n:
-                    all_receipts.set()
-                    return
-
-    drainer = asyncio.create_task(drain())
+    drainer = asyncio.create_task(_receipts(pool, n))
     sms = SmsText(text="BE-Alert test message", encoding=SmsEncoding.GSM7, parts=(b"BE-Alert test message",))
     numbers = [f"+3247{i:07d}" for i in range(n)]
     t0 = time.perf_counter()
     chunks = await asyncio.gather(*(provider.send(sms, numbers[i:i + 500], tags=list(range(i, i + 500)))
                                     for i in range(0, n, 500)))
     t_submit = time.perf_counter() - t0
-    await asyncio.wait_for(all_receipts.wait(), 60)
+    await asyncio.wait_for(drainer, 60)
     t_all = time.perf_counter() - t0
-    await drainer
     await provider.close()
     assert sum(o.ok for c in chunks for o in c) == n
     return t_submit, t_all
