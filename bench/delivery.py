@@ -84,27 +84,45 @@ async def start(data: Path, n: int, *, sms: SmsSettings | None = None,
 
 
 async def states(hub: Hub, channel: str) -> dict[str, int]:
+    """Deliveries per state: a count over every row, so read once at the end, not polled."""
     rows = await hub.store._read("SELECT state, COUNT(*) FROM deliveries WHERE channel = ? GROUP BY state",
                                  (channel,))
     return {r[0]: r[1] for r in rows}
 
 
+async def wait_campaign(hub: Hub, t0: float, timeout: float) -> tuple[float, float]:
+    """Seconds from ``t0`` until the campaign's sending ended (nothing pending, queued or being
+    sent: the tracker's ``sent_at``) and until it is done (no outcome owed: ``ended_at``).
+    Polls the campaign's one row every 20 ms: counting the deliveries instead (50,000 rows)
+    cost the hub a quarter of its CPU and the sink its share of the machine. Each bench hub
+    holds one campaign."""
+    t_sent = 0.0
+    while time.perf_counter() - t0 < timeout:
+        rows = await hub.store._read("SELECT sent_at, ended_at FROM campaigns ORDER BY id DESC LIMIT 1", ())
+        if rows and rows[0][0] is not None and not t_sent:
+            t_sent = time.perf_counter() - t0
+        if rows and rows[0][1] is not None:
+            return t_sent or time.perf_counter() - t0, time.perf_counter() - t0
+        await asyncio.sleep(0.02)
+    rows = await hub.store._read("SELECT id, state, sent_at, ended_at FROM campaigns", ())
+    raise SystemExit(f"timed out after {timeout:.0f} s: campaigns {rows}")
+
+
 async def run_campaign(hub: Hub, channel: str, n: int, ident: str, timeout: float) -> tuple[float, float]:
-    """Post one alert; seconds until all are submitted (or final), and until all delivered."""
+    """Post one alert for this channel only (an alert to mobile numbers would also call them);
+    seconds until all are submitted (or final), and until all delivered (checked from the
+    rows once the campaign is done)."""
     t0 = time.perf_counter()
-    await post(hub, KEYS, cap(ident))
-    t_sub = None
-    deadline = t0 + timeout
-    while time.perf_counter() < deadline:
-        s = await states(hub, channel)
-        if t_sub is None and s.get("submitted", 0) + s.get("delivered", 0) + s.get("failed", 0) >= n:
-            t_sub = time.perf_counter() - t0
-        if s.get("delivered", 0) >= n:
-            return t_sub or time.perf_counter() - t0, time.perf_counter() - t0
-        if sum(v for k, v in s.items() if k in ("failed", "cancelled", "skipped")):
-            raise SystemExit(f"{channel}: not all delivered: {s}")
-        await asyncio.sleep(0.05)
-    raise SystemExit(f"{channel}: timed out: {await states(hub, channel)}")
+    await post(hub, KEYS, cap(ident, params=ONLY[channel]))
+    t_sub, t_all = await wait_campaign(hub, t0, timeout)
+    await all_delivered(hub, channel, n)
+    return t_sub, t_all
+
+
+async def all_delivered(hub: Hub, channel: str, n: int) -> None:
+    s = await states(hub, channel)
+    if s.get("delivered", 0) != n:
+        raise SystemExit(f"{channel}: not all delivered: {s}")
 
 
 async def worker_alone(data: Path, n: int, sms: SmsSettings) -> tuple[float, float]:
@@ -122,17 +140,10 @@ async def worker_alone(data: Path, n: int, sms: SmsSettings) -> tuple[float, flo
         worker = ChannelWorker(Channel.SMS, hub.store, hub.broker, provider, TokenBucket(0), sole=True)
         t0 = time.perf_counter()
         consumer = await hub.broker.consume(worker.queue, (worker.queue,), worker.handle)
-        t_sub = 0.0
         try:
-            while True:
-                s = await states(hub, "sms")
-                if not t_sub and s.get("submitted", 0) + s.get("delivered", 0) >= n:
-                    t_sub = time.perf_counter() - t0
-                if s.get("delivered", 0) >= n:
-                    return t_sub, time.perf_counter() - t0
-                if time.perf_counter() - t0 > 300:
-                    raise SystemExit(f"sms worker alone: timed out: {s}")
-                await asyncio.sleep(0.02)
+            t_sub, t_all = await wait_campaign(hub, t0, 300)
+            await all_delivered(hub, "sms", n)
+            return t_sub, t_all
         finally:
             await consumer.cancel()
             receipts.cancel()
@@ -141,7 +152,9 @@ async def worker_alone(data: Path, n: int, sms: SmsSettings) -> tuple[float, flo
         await hub.stop()
 
 
-SMS_ONLY = "<parameter><valueName>channels</valueName><value>sms</value></parameter>"
+ONLY = {channel: f"<parameter><valueName>channels</valueName><value>{channel}</value></parameter>"
+        for channel in ("sms", "email")}
+SMS_ONLY = ONLY["sms"]
 
 
 def windows(times: list[float], weights: list[int] | None = None) -> tuple[float, int]:

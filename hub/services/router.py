@@ -25,7 +25,7 @@ from hub.cap.model import Alert, MsgType, Status
 from hub.cap.parse import parse
 from hub.domain import Campaign, CampaignState, Channel, DeliveryRow, DeliveryState, Kind, Language
 from hub.routing.directory import Directory
-from hub.routing.plan import CampaignPlan, plan_campaign
+from hub.routing.plan import CampaignPlan, Delivery, plan_campaign
 from hub.services.events import alert_event
 from hub.store.base import CampaignStore, MemberStore, Store
 
@@ -151,21 +151,32 @@ class Router:
         return await self._cpu(plan)
 
     async def _hand_over(self, campaign: Campaign, plan: CampaignPlan, now: datetime) -> None:
-        """Store the plan a few thousand deliveries per transaction, then publish each
-        channel's batches with their confirms in flight together, then mark them queued."""
+        """Store the plan and hand it to the broker chunk by chunk, each chunk's batches
+        published (their confirms in flight together) and marked queued as soon as the chunk
+        is stored. The first chunk is a single batch, so that the workers start sending while
+        the rest is stored; later ones hold a few thousand deliveries per transaction."""
         for channel in plan.per_channel():
-            bodies: list[bytes] = []
-            ids: list[int] = []
-            for chunk in plan.batches(channel, STORE_CHUNK):
-                rows = await self._store.add_deliveries(
-                    campaign.id, [(d.member_id, d.channel, d.address, d.language, d.info) for d in chunk],
-                    at=now)
-                owed = [r for r in rows if r.state is DeliveryState.PENDING]
-                for start in range(0, len(owed), self._batch_size):
-                    bodies.append(delivery_batch(campaign, channel, owed[start:start + self._batch_size]))
-                ids.extend(r.id for r in owed)
-            await self._broker.publish_many(queue_for(campaign, channel), bodies)
-            await self._store.mark_queued(ids, at=self._clock())
+            chunk: list[Delivery] = []
+            size = self._batch_size
+            for part in plan.batches(channel, self._batch_size):
+                chunk.extend(part)
+                if len(chunk) >= size:
+                    await self._store_and_publish(campaign, channel, chunk, now)
+                    chunk, size = [], STORE_CHUNK
+            if chunk:
+                await self._store_and_publish(campaign, channel, chunk, now)
+
+    async def _store_and_publish(self, campaign: Campaign, channel: Channel, chunk: Sequence[Delivery],
+                                 now: datetime) -> None:
+        rows = await self._store.add_deliveries(
+            campaign.id, [(d.member_id, d.channel, d.address, d.language, d.info) for d in chunk], at=now)
+        owed = [r for r in rows if r.state is DeliveryState.PENDING]
+        if not owed:
+            return
+        size = self._batch_size
+        bodies = [delivery_batch(campaign, channel, owed[i:i + size]) for i in range(0, len(owed), size)]
+        await self._broker.publish_many(queue_for(campaign, channel), bodies)
+        await self._store.mark_queued([r.id for r in owed], at=self._clock())
 
     async def republish(self, *, published_before: datetime) -> int:
         """Hand the broker again every delivery still owed and not in flight (pending, or

@@ -7,6 +7,9 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hub.broker.base import Message
 from hub.cap.sign import sign
@@ -15,10 +18,12 @@ from hub.domain import CampaignState, DeliveryState, EntityType, Role
 from hub.services import admin
 from hub.services.ingest import Caller
 from hub.services.members import ADMIN
+from hub.services.router import STORE_CHUNK, Router
 from hub.wiring import Hub
 
 TERRITORY = json.dumps({"type": "Polygon", "coordinates": [
     [[4.30, 50.80], [4.40, 50.80], [4.40, 50.90], [4.30, 50.90], [4.30, 50.80]]]})
+EMAIL_ONLY = "<parameter><valueName>channels</valueName><value>email</value></parameter>"
 MEMBERS = (b"naam;gsm;telefoon;e-mail;taal\n"
            b"An;0477 12 34 56;;an@example.be;nl\n"
            b"Luc;0478 12 34 56;02 511 22 33;luc@example.be;fr\n")
@@ -159,3 +164,37 @@ async def test_an_alert_whose_event_was_lost_is_routed_at_start_up(
     campaign = await hub.store.campaign_for_alert(alert_id)
     assert campaign is not None and campaign.state is CampaignState.SENDING
     assert await hub.store.unrouted_alerts() == []
+
+
+async def test_the_first_batch_is_handed_over_before_the_rest_is_stored(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers start sending while a large plan is still being stored: the first chunk stored
+    is one batch, published and marked queued before the next chunk is stored."""
+    rows = [b"naam;gsm;telefoon;e-mail;taal"] + [f"M{i};;;m{i}@example.org;nl".encode() for i in range(STORE_CHUNK + 250)]
+    await hub.members.import_csv(ADMIN, "plp-a", b"\n".join(rows) + b"\n")
+    steps: list[tuple[str, int]] = []
+    store, broker = hub.store, hub.broker
+    add, publish = store.add_deliveries, broker.publish_many
+
+    async def add_deliveries(campaign_id: int, planned: Any, **kw: Any) -> Any:
+        steps.append(("store", len(planned)))
+        return await add(campaign_id, planned, **kw)
+
+    async def publish_many(queue: str, bodies: Any) -> Any:
+        steps.append((queue, sum(len(json.loads(b)["deliveries"]) for b in bodies)))
+        return await publish(queue, bodies)
+
+    monkeypatch.setattr(store, "add_deliveries", add_deliveries)
+    monkeypatch.setattr(broker, "publish_many", publish_many)
+    router = Router(store, broker, batch_size=100)
+    campaign = await router.route(await post(hub, keypairs, cap("A-BIG", params=EMAIL_ONLY)))
+    assert campaign is not None and campaign.state is CampaignState.SENDING
+    email = STORE_CHUNK + 250 + 2  # the fixture's An and Luc have an address too
+    assert steps[:2] == [("store", 100), ("deliver.email", 100)]
+    assert steps[2] == ("store", STORE_CHUNK)
+    assert sum(n for what, n in steps if what == "store") == email
+    assert sum(n for what, n in steps if what == "deliver.email") == email
+    assert await store.delivery_states(campaign.id) == {("email", "queued"): email}
+    batches = await queued(hub, "deliver.email")
+    ids = [d[0] for b in batches for d in json.loads(b.body)["deliveries"]]
+    assert len(ids) == len(set(ids)) == email
