@@ -34,12 +34,17 @@ class PublicExchange:
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
     async def start(self) -> None:
-        """Connect and declare the exchange. Raises ``BrokerError`` when RabbitMQ refuses."""
+        """Connect and declare the exchange. Raises ``BrokerError`` when RabbitMQ refuses, or
+        does not answer within the publish timeout (a peer that accepts the connection and then
+        says nothing would otherwise hold the push stage's start for ever)."""
         try:
-            self._connection = await aio_pika.connect_robust(self._url)
-            channel = await self._connection.channel(publisher_confirms=True)
-            self._exchange = await channel.declare_exchange(self.name, aio_pika.ExchangeType.FANOUT,
-                                                            durable=True)
+            # connect_robust's own timeout: cancelling it from outside leaves its reconnect
+            # loop running
+            self._connection = await aio_pika.connect_robust(self._url, timeout=self._timeout)
+            async with asyncio.timeout(self._timeout):
+                channel = await self._connection.channel(publisher_confirms=True)
+                self._exchange = await channel.declare_exchange(self.name, aio_pika.ExchangeType.FANOUT,
+                                                                durable=True)
         except _FAILURES as exc:
             await self.close()
             raise BrokerError(f"cannot declare the exchange {self.name!r}: {exc!r}") from exc

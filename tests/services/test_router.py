@@ -170,7 +170,8 @@ async def test_the_first_batch_is_handed_over_before_the_rest_is_stored(
         hub: Hub, keypairs: dict[str, tuple[bytes, bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers start sending while a large plan is still being stored: the first chunk stored
     is one batch, published and marked queued before the next chunk is stored."""
-    rows = [b"naam;gsm;telefoon;e-mail;taal"] + [f"M{i};;;m{i}@example.org;nl".encode() for i in range(STORE_CHUNK + 250)]
+    rows = [b"naam;gsm;telefoon;e-mail;taal"]
+    rows += [f"M{i};;;m{i}@example.org;nl".encode() for i in range(STORE_CHUNK + 250)]
     await hub.members.import_csv(ADMIN, "plp-a", b"\n".join(rows) + b"\n")
     steps: list[tuple[str, int]] = []
     store, broker = hub.store, hub.broker
