@@ -47,7 +47,8 @@ def _add(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     filters = {p: getattr(args, p) for p in FILTER_PARAMS if getattr(args, p) is not None}
     try:
         found = with_store(args, settings, lambda store: subs.add(
-            store, args.name, args.url, args.secret, filters, entity_id=None, actor="admin"))
+            store, args.name, args.url, args.secret, filters, entity_id=None, actor="admin",
+            allow_private=settings.push.allow_private))
     except (SubscriptionError, FilterError, Conflict) as exc:
         raise HubError(f"subscription not added: {exc}") from exc
     print(f"subscription {found.name} (id {found.id}) -> {found.url}"

@@ -211,6 +211,9 @@ class PushSettings:
     max_retry: float = 1800.0  # the longest wait between two tries
     concurrency: int = 64  # POSTs in flight at once (per push process)
     public_exchange: str = "cap.public"  # on RabbitMQ: fan-out exchange of every public change; "": none
+    # Callbacks may name loopback, private and link-local addresses (a closed network, tests);
+    # off, such a URL is refused at registration and such an address at each POST.
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -97,12 +98,14 @@ class PushDelivery:
     created_at: datetime
 
 
-def check_subscription(name: str, url: str, secret: str, filters: Mapping[str, str]) -> str:
+def check_subscription(name: str, url: str, secret: str, filters: Mapping[str, str], *,
+                       allow_private: bool = False) -> str:
     """Check what a partner registers; returns the canonical filter query string.
-    Raises :class:`SubscriptionError` (or :class:`FilterError`) naming the field."""
+    Raises :class:`SubscriptionError` (or :class:`FilterError`) naming the field.
+    ``allow_private``: the callback may name a loopback or private address ([push])."""
     if not _NAME.match(name):
         raise SubscriptionError("name", f"{name!r}: 1-100 letters, digits, space, '.', '_', '@' or '-'")
-    check_url(url)
+    check_url(url, allow_private=allow_private)
     if len(secret) < MIN_SECRET:
         raise SubscriptionError("secret", f"at least {MIN_SECRET} characters")
     unknown = set(filters) - set(FILTER_PARAMS)
@@ -111,7 +114,10 @@ def check_subscription(name: str, url: str, secret: str, filters: Mapping[str, s
     return urlencode(parse_filters(filters).query())
 
 
-def check_url(url: str) -> None:
+def check_url(url: str, *, allow_private: bool = False) -> None:
+    """An http(s) URL with a host, no credentials; unless ``allow_private``, a host that is
+    neither a non-public IP address nor a ``localhost`` name (what a name resolves to is
+    checked again at each POST: ``hub.outputs.push_http``)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -125,6 +131,33 @@ def check_url(url: str) -> None:
         raise SubscriptionError("url", "no credentials in the URL: the HMAC signature authenticates")
     if port == 0:
         raise SubscriptionError("url", f"{url!r}: port 0")
+    if allow_private:
+        return
+    host = parts.hostname.rstrip(".").lower()
+    why = f"{host} is a local name" if host == "localhost" or host.endswith(".localhost") else \
+        address_refusal(host)
+    if why is not None:
+        raise SubscriptionError("url", f"{url!r}: {why}; callbacks must reach a public address "
+                                "(the setting [push] allow_private lifts this on a closed network)")
+
+
+def address_refusal(address: str) -> str | None:
+    """Why a callback may not go to this IP address (the hub's own machine, a private
+    network, a cloud metadata service...), or None when it is a public address or not an IP
+    address at all. Keeps a partner's registration from turning the hub into a way in."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    kinds = (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
+             ("unspecified", ip.is_unspecified), ("multicast", ip.is_multicast),
+             ("private", ip.is_private), ("reserved", ip.is_reserved))
+    for kind, found in kinds:
+        if found:
+            return f"{address} is a {kind} address"
+    return None if ip.is_global else f"{address} is not a public address"
 
 
 def may_manage(account: Account) -> bool:
@@ -174,6 +207,6 @@ def give_up(created_at: datetime, now: datetime, delay: float, retry_for: float)
 __all__ = [
     "DELIVERY_HEADER", "EVENT_HEADER", "SIGNATURE_HEADER", "Event", "FilterError", "PushDelivery",
     "PushState", "Subscription", "SubscriptionError", "SubscriptionStats", "check_subscription",
-    "check_url", "event_of", "give_up", "matches", "may_manage", "retry_delay", "signature",
-    "verify_signature",
+    "address_refusal", "check_url", "event_of", "give_up", "matches", "may_manage", "retry_delay",
+    "signature", "verify_signature",
 ]

@@ -18,6 +18,7 @@ from hub.outputs.feed import FeedFilter, FilterError, parse_filters
 from hub.partners import (
     Event,
     SubscriptionError,
+    address_refusal,
     check_subscription,
     event_of,
     give_up,
@@ -51,7 +52,7 @@ def test_the_signature_is_the_hex_hmac_sha256_of_the_body_as_github_and_websub_s
 
 def test_a_good_subscription_gives_the_canonical_filters() -> None:
     assert check_subscription("De Standaard", URL, SECRET, {}) == ""
-    query = check_subscription("rtbf.be", "http://127.0.0.1:8081/h", SECRET,
+    query = check_subscription("rtbf.be", "http://partner.rtbf.be:8081/h", SECRET,
                                {"severity": "extreme,severe", "lang": "fr"})
     wanted = parse_filters({"severity": "Severe,Extreme", "lang": "fr"})
     assert parse_filters(dict(parse_qsl(query))) == wanted
@@ -127,3 +128,35 @@ def test_a_cancel_without_info_matches_through_what_it_cancels(full: Alert) -> N
     assert matches(FeedFilter(), cancel, [])  # no filter: every change
     other = parse_filters({"event": "nothing like it"})
     assert not matches(other, cancel, [full])
+
+
+@pytest.mark.parametrize(("url", "kind"), [
+    ("http://127.0.0.1:8080/hook", "loopback"),
+    ("http://127.1.2.3/hook", "loopback"),
+    ("http://[::1]:8080/hook", "loopback"),
+    ("http://[::ffff:127.0.0.1]/hook", "loopback"),
+    ("http://localhost:8080/hook", "local name"),
+    ("http://api.localhost/hook", "local name"),
+    ("https://10.1.2.3/hook", "private"),
+    ("https://172.16.0.9/hook", "private"),
+    ("https://192.168.1.20/hook", "private"),
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://[fe80::1]/hook", "link-local"),
+    ("http://0.0.0.0:8080/hook", "unspecified"),
+    ("http://100.64.0.1/hook", "not a public address"),
+    ("http://224.0.0.1/hook", "multicast"),
+])
+def test_a_callback_may_not_point_inside(url: str, kind: str) -> None:
+    """A partner's callback must not turn the hub into a way into its own machine or network."""
+    with pytest.raises(SubscriptionError, match=kind) as caught:
+        check_subscription("p", url, SECRET, {})
+    assert caught.value.field == "url" and "allow_private" in str(caught.value)
+    assert check_subscription("p", url, SECRET, {}, allow_private=True) == ""
+
+
+def test_public_addresses_and_names_are_callbacks() -> None:
+    for url in ("https://193.191.245.10/cap", "https://[2a02:2788::1]/cap", "https://partner.example.be/cap"):
+        assert check_subscription("p", url, SECRET, {}) == ""
+    assert address_refusal("partner.example.be") is None  # a name: checked when resolved
+    assert address_refusal("8.8.8.8") is None
+    assert address_refusal("10.0.0.1") == "10.0.0.1 is a private address"

@@ -33,6 +33,9 @@ def test_add_list_remove(run: Run, data: Path) -> None:
     assert code == 0, err
     assert out.startswith("subscription VRT NWS (id 1) -> https://vrt.example.be/cap where ")
     code, out, err = run("add", "aggregator", "--url", "http://127.0.0.1:9000/h", "--secret", SECRET)
+    assert code == 1 and "127.0.0.1 is a loopback address" in err and "allow_private" in err
+    code, out, err = run("add", "aggregator", "--url", "http://aggregator.example.org:9000/h",
+                         "--secret", SECRET)
     assert code == 0, err
     assert "(every public alert)" in out
     assert [r[0] for r in rows(data)] == ["VRT NWS", "aggregator"]

@@ -69,8 +69,10 @@ async def create_subscription(request: web.Request, caller: Caller) -> web.Respo
     filters = body.get("filters", {})
     if not isinstance(filters, dict) or not all(isinstance(v, str) for v in filters.values()):
         raise SubscriptionError("filters", f"an object of strings ({', '.join(FILTER_PARAMS)})")
-    sub = await subs.add(request.app[HUB].store, body["name"], body["url"], body["secret"], filters,
-                         entity_id=caller.entity.id, actor=f"account:{caller.account.id}")
+    hub = request.app[HUB]
+    sub = await subs.add(hub.store, body["name"], body["url"], body["secret"], filters,
+                         entity_id=caller.entity.id, actor=f"account:{caller.account.id}",
+                         allow_private=hub.settings.push.allow_private)
     return web.json_response(subs.to_json(sub), status=201, headers={"Location": f"/subscriptions/{sub.id}"})
 
 

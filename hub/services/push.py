@@ -406,6 +406,7 @@ class PushStage:
     poster: HttpPosterLike
     concurrency: int = 64
     consumers: list[Consumer] = field(default_factory=list)
+    websub_poster: HttpPosterLike | None = None  # the WebSub hub's: an address the settings give
 
     async def start(self, broker: Broker, *, published_before: datetime | None) -> None:
         if self.push.public is not None:
@@ -424,6 +425,8 @@ class PushStage:
             await consumer.cancel()
         self.consumers.clear()
         await self.poster.close()
+        if self.websub_poster is not None:
+            await self.websub_poster.close()
         if self.push.public is not None:
             await self.push.public.close()
 
@@ -435,7 +438,10 @@ def build_stage(settings: Settings, store: PushStore, broker: Broker,
     from hub.outputs.push_http import HttpPoster  # aiohttp's client only where it is used
 
     p = settings.push
-    poster = HttpPoster(timeout=p.timeout, limit=p.concurrency + 8)
+    poster = HttpPoster(timeout=p.timeout, limit=p.concurrency + 8, allow_private=p.allow_private)
+    # The WebSub hub is the administrator's choice, often on the hub's own network.
+    websub_poster = HttpPoster(timeout=p.timeout, limit=8, allow_private=True) \
+        if settings.feeds.websub_hub else None
     public: Publisher | None = None
     if settings.amqp.url and p.public_exchange:
         from hub.broker.public import PublicExchange  # aio-pika only when it is used
@@ -444,6 +450,6 @@ def build_stage(settings: Settings, store: PushStore, broker: Broker,
     push = Push(store, broker, poster, countersign, timeout=p.timeout, retry_for=p.retry_for,
                 first_retry=p.first_retry, max_retry=p.max_retry, count=count, executor=executor,
                 public=public)
-    websub = WebSub(store, poster, settings.feeds.websub_hub, public_base(settings), count=count) \
-        if settings.feeds.websub_hub else None
-    return PushStage(push, websub, poster, p.concurrency)
+    websub = WebSub(store, websub_poster, settings.feeds.websub_hub, public_base(settings), count=count) \
+        if websub_poster is not None else None
+    return PushStage(push, websub, poster, p.concurrency, websub_poster=websub_poster)

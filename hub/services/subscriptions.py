@@ -40,10 +40,10 @@ class SubscriptionStore(Protocol):
 
 
 async def add(store: SubscriptionStore, name: str, url: str, secret: str, filters: Mapping[str, str], *,
-              entity_id: int | None, actor: str) -> Subscription:
+              entity_id: int | None, actor: str, allow_private: bool = False) -> Subscription:
     """Check and store a subscription. Raises ``SubscriptionError``/``FilterError`` (what is
-    wrong) or ``Conflict`` (the name is taken)."""
-    query = check_subscription(name, url, secret, filters)
+    wrong) or ``Conflict`` (the name is taken). ``allow_private``: [push] allow_private."""
+    query = check_subscription(name, url, secret, filters, allow_private=allow_private)
     now = datetime.now(UTC)
     found = await store.add_subscription(name, url, secret, query, entity_id=entity_id, at=now)
     await store.audit(actor, "subscription.add", f"subscription:{found.id}", "ok",

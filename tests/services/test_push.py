@@ -142,7 +142,8 @@ async def make_hub(broker_kind: str, request: pytest.FixtureRequest, tmp_path: P
             r: Rabbit = request.getfixturevalue("rabbit")
             amqp = AmqpSettings(url=r.url, prefix=f"p{uuid.uuid4().hex[:8]}.")
         settings = Settings(data_dir=str(tmp_path), signature=SignatureSettings(), amqp=amqp,
-                            push=push or PushSettings(first_retry=0.1, max_retry=0.5, timeout=3.0),
+                            push=push or PushSettings(first_retry=0.1, max_retry=0.5, timeout=3.0,
+                                                      allow_private=True),  # receivers on 127.0.0.1
                             feeds=feeds or FeedsSettings())
         hub = await Hub.start(settings, tmp_path, roles=frozenset({"api", "push"}))
         started.append(hub)
@@ -157,7 +158,8 @@ async def make_hub(broker_kind: str, request: pytest.FixtureRequest, tmp_path: P
 
 
 async def subscribe(hub: Hub, name: str, url: str, **filters: str) -> int:
-    found = await subs.add(hub.store, name, url, SECRET, filters, entity_id=None, actor="admin")
+    found = await subs.add(hub.store, name, url, SECRET, filters, entity_id=None, actor="admin",
+                           allow_private=True)  # the receivers listen on 127.0.0.1
     return found.id
 
 
@@ -202,7 +204,7 @@ async def test_a_receiver_that_fails_twice_gets_the_alert_once_with_a_valid_hmac
 
 async def test_a_receiver_that_never_answers_does_not_block_another(
         make_hub: HubFactory, receivers: Callable[..., Awaitable[Receiver]], keypairs: Keys) -> None:
-    hub = await make_hub(push=PushSettings(timeout=5.0, first_retry=0.1, max_retry=0.5))
+    hub = await make_hub(push=PushSettings(timeout=5.0, first_retry=0.1, max_retry=0.5, allow_private=True))
     stuck = await receivers(hang=True)
     quick = await receivers()
     await subscribe(hub, "stuck", stuck.url)
@@ -245,7 +247,8 @@ async def test_filters_cancel_and_update_reach_the_partners_that_got_the_alert(
 async def test_a_delivery_given_up_is_dead_lettered_and_recorded(
         make_hub: HubFactory, receivers: Callable[..., Awaitable[Receiver]], keypairs: Keys,
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    hub = await make_hub(push=PushSettings(timeout=2.0, first_retry=0.1, max_retry=0.2, retry_for=1.0))
+    hub = await make_hub(push=PushSettings(timeout=2.0, first_retry=0.1, max_retry=0.2, retry_for=1.0,
+                                                allow_private=True))
     down = await receivers(status=500)
     sid = await subscribe(hub, "down", down.url)
     await post(hub, keypairs, cap("LOST")[0])
