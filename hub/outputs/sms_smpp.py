@@ -79,7 +79,12 @@ class SmppSmsProvider:
                 out.append(SmsOutcome(number, False, len(went), result.reason, result.permanent,
                                       partial_ids=went))
         if retry:
-            await asyncio.wait(list(retry.values()))
+            try:
+                await asyncio.wait(list(retry.values()))
+            except BaseException:  # the caller gave up (a Cancel, a stop): so do its resends
+                for task in retry.values():
+                    task.cancel()
+                raise
         return [o if o is not None else retry[i].result() for i, o in enumerate(out)]
 
     async def _one(self, sms: SmsText, number: str, tag: object, known: list[str | None] | None = None,

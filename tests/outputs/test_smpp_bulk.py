@@ -15,7 +15,7 @@ from hub.outputs.smpp import ConnectionLost, Pool, SmppSession, SubmitRefused
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.bulk import submit_many
 from hub.outputs.smpp.submit import SubmitBodies
-from hub.outputs.sms_smpp import SmppSmsProvider
+from hub.outputs.sms_smpp import BULK_FROM, SmppSmsProvider
 from hub.outputs.sms_text import SmsEncoding, SmsText
 from tests.outputs.test_smpp_session import LONG_FR, UCS2_FR, StartSmsc, closing, opened, smsc
 
@@ -110,3 +110,41 @@ async def test_the_provider_sends_the_rest_after_a_drop_each_part_once(smsc: Sta
     peer.wait_submits(180)
     accepted = Counter((e["destination"], e["udh"]["seq"]) for e in peer.submits(accepted_only=True))
     assert accepted == Counter({(n[1:], k): 1 for n in numbers for k in (1, 2, 3)})
+
+
+async def test_a_cancelled_send_cancels_its_resends() -> None:
+    """The bulk path hands numbers whose bind was lost to resends of their own; when the
+    caller gives up (a Cancel stops the worker's chunk), none of them may go on submitting."""
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    class LosingPool:
+        pacer = None
+        live = 1
+
+        async def submit_many(self, items: Any, *args: Any) -> list[object]:
+            return [ConnectionLost("bind lost") for _ in items]
+
+        async def submit(self, number: str, *args: Any, **kwargs: Any) -> list[str]:
+            started.append(number)
+            try:
+                await asyncio.sleep(30)  # a slow reconnect
+            except asyncio.CancelledError:
+                cancelled.append(number)
+                raise
+            return ["id"]
+
+    provider = SmppSmsProvider(LosingPool(), "1789")  # type: ignore[arg-type]
+    numbers = [f"+3247000{i:04d}" for i in range(BULK_FROM)]
+    sms = SmsText(text="Rook", encoding=SmsEncoding.GSM7, parts=tuple(split_gsm7("Rook")))
+    send = asyncio.ensure_future(provider.send(sms, numbers))
+    for _ in range(100):
+        if len(started) == len(numbers):
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(started) == numbers
+    send.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    await asyncio.sleep(0)
+    assert sorted(cancelled) == numbers
