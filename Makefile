@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit peers sysdeps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py hub/cap/_build.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -10,6 +10,8 @@ and its baseline are timed in alternating rounds, the best round of each kept.
   - verify: hub.cap.verify.verify of a 10 KB signed alert against bare signxml
     (XMLVerifier.verify with the certificate given). Target: >= 1,000/s on one core.
 Documents: the valid/ and signed/ folders of $CAPHUB_CORPUS when it exists, else our fixtures.
+The builder in use is printed: the compiled one (hub.cap._build) unless the install could not
+build it.
 """
 
 from __future__ import annotations
@@ -90,7 +92,10 @@ def bench_parse() -> None:
             parse(d)
 
     base, full = (r * len(docs) for r in rates(bare, ours))
-    print(f"parse over {label}")
+    from hub.cap import parse as parse_module
+
+    builder = "compiled (hub.cap._build)" if parse_module._compiled is not None else "Python (not compiled)"
+    print(f"parse over {label}; model builder: {builder}")
     print(f"  bare lxml parse + schema     {base:10,.0f} docs/s  {1e6 / base:7.1f} us/doc")
     print(f"  parse + schema + rules      {full:10,.0f} docs/s  {1e6 / full:7.1f} us/doc")
     print(f"  ratio                       {full / base:10.2f}x  (target >= 0.5x)")

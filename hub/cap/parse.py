@@ -5,11 +5,17 @@ normative rules → profile rules. A document that fails the schema yields no mo
 structure cannot be trusted), so the rules only ever see well-formed alerts. Findings from
 the rules get their source line from the element their path names (or its nearest
 ancestor, when the rule is about an element that is missing).
+
+The model is built by ``hub.cap._build`` (compiled from Cython at install, reading libxml2's
+nodes directly: about three times faster) and, where it is not installed or leaves a
+document to it (an element after a signature, a time it cannot read), by the Python builder
+below; ``tests/cap/test_build.py`` holds the two to the same result.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -42,6 +48,12 @@ from hub.cap.model import (
 )
 from hub.cap.problems import Code, Problem, error, has_errors
 from hub.cap.xmlsafe import DEFAULT_MAX_BYTES, element_path, parse_xml
+
+_compiled: Callable[[etree._Element], Alert | None] | None
+try:  # the compiled builder, when the package was built with it (setup.py)
+    from hub.cap._build import build as _compiled
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _compiled = None
 
 _PREFIX = f"{{{NAMESPACE}}}"
 _CUT = len(_PREFIX)
@@ -85,7 +97,7 @@ def parse(
     root = parse_xml(data, max_bytes=max_bytes)
     if isinstance(root, Problem):
         return ParseResult(None, (root,))
-    return _check(root, profile, now, None if _plain_bytes(data) else False)
+    return _check(root, profile, now, data)
 
 
 # Encodings in which every ASCII character is its own byte, so markup shows in the raw bytes.
@@ -122,13 +134,13 @@ def check_tree(
     root: etree._Element, *, profile: Checker | None = None, now: datetime | None = None
 ) -> ParseResult:
     """The part of ``parse`` after the XML layer, for a tree parsed by ``xmlsafe``."""
-    return _check(root, profile, now, False)
+    return _check(root, profile, now, None)
 
 
 def _check(root: etree._Element, profile: Checker | None, now: datetime | None,
-           clean: bool | None) -> ParseResult:
-    """``clean``: None when the bytes showed no comment or PI, False when the tree must
-    be looked at."""
+           data: bytes | None) -> ParseResult:
+    """``data``: the bytes the tree was parsed from, when known (they can tell the Python
+    builder that no comment or PI is in the document)."""
     wrong_root = schema.check_root(root)
     if wrong_root is not None:
         return ParseResult(None, (wrong_root,), root)
@@ -136,7 +148,7 @@ def _check(root: etree._Element, profile: Checker | None, now: datetime | None,
     if found:  # without the signature order check, only errors are found here
         return ParseResult(None, tuple(found), root)
     try:
-        alert = _alert(root, True if clean is None else not _has_misc(root))
+        alert = _built(root, data)
     except _LateElement as exc:
         return ParseResult(None, (schema.late_element(exc.el),), root)
     except _Unreadable as exc:
@@ -150,6 +162,16 @@ def _check(root: etree._Element, profile: Checker | None, now: datetime | None,
     if more:
         found.extend(p if p.line is not None else p.at_line(line_of(root, p.path)) for p in more)
     return ParseResult(alert, tuple(found), root)
+
+
+def _built(root: etree._Element, data: bytes | None) -> Alert:
+    """The model of a schema-valid tree: by the compiled builder (``hub.cap._build``) when it
+    is installed and takes the document, else by the Python one below."""
+    if _compiled is not None:
+        alert = _compiled(root)
+        if alert is not None:
+            return alert
+    return _alert(root, (data is not None and _plain_bytes(data)) or not _has_misc(root))
 
 
 _STEP = re.compile(r"([A-Za-z]+)(?:\[(\d+)\])?$")
@@ -178,8 +200,9 @@ def _line(el: etree._Element) -> int | None:
     return line if isinstance(line, int) else None
 
 
-# --- tree → model. The schema has already checked structure, order, enums and datatypes, so
-# the builders read each element once and convert without checking again: enums by
+# --- tree → model, the Python builder (see the module's docstring for the compiled one). The
+# schema has already checked structure, order, enums and datatypes, so the builders read each
+# element once and convert without checking again: enums by
 # dictionary lookup, times with the C parser of datetime (the schema's pattern guarantees
 # the ISO form). Each element's full tag is looked up once in a table that says what it is
 # (the tag is what an lxml element costs most to read, so the two children of an eventCode,
