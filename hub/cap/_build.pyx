@@ -72,10 +72,6 @@ cdef inline bint is_cap(tree.xmlNode* node) noexcept:
     return node.ns != NULL and strcmp(<const char*>node.ns.href, NS) == 0
 
 
-cdef inline bint named(tree.xmlNode* node, const char* name) noexcept:
-    return strcmp(<const char*>node.name, name) == 0
-
-
 cdef inline str piece(tree.xmlNode* node):
     if node.content == NULL:
         return ""
@@ -138,21 +134,76 @@ cdef object lookup(dict table, str value):
     return found
 
 
+# What each child element is, per parent, in the model's field order: (name, kind, slot).
+# Kinds: plain text, stripped text (xs:language, xs:anyURI), a time, an enumeration (its
+# table in ENUMS), the repeated ones from REPEATED_TEXT to AREA (appended to the list at
+# ``slot``, a tuple in the model; INFO, RESOURCE and AREA built by their own tables), a size, a
+# decimal. Slots are positions in the model's arguments, as in hub.cap.parse.
+cdef enum Kind:
+    TEXT, STRIPPED, TIME, ENUM, REPEATED_TEXT, REPEATED_ENUM, PAIR, POLYGON, CIRCLE, INFO, RESOURCE, AREA,
+    SIZE, DECIMAL
+
+cdef struct Field:
+    const char* name
+    Kind kind
+    int slot
+    int table  # ENUMS index for ENUM kinds; the pair's class (PAIRS index) for PAIR
+
+cdef list ENUMS = [STATUS, MSG_TYPE, SCOPE, URGENCY, SEVERITY, CERTAINTY, CATEGORY, RESPONSE]
+cdef list PAIRS = [EventCode, Parameter, Geocode]
+
+cdef Field ALERT[14]
+ALERT[:] = [
+    Field("identifier", TEXT, 0, 0), Field("sender", TEXT, 1, 0), Field("sent", TIME, 2, 0),
+    Field("status", ENUM, 3, 0), Field("msgType", ENUM, 4, 1), Field("source", TEXT, 6, 0),
+    Field("scope", ENUM, 5, 2), Field("restriction", TEXT, 7, 0), Field("addresses", TEXT, 8, 0),
+    Field("code", REPEATED_TEXT, 9, 0), Field("note", TEXT, 10, 0), Field("references", TEXT, 11, 0),
+    Field("incidents", TEXT, 12, 0), Field("info", INFO, 13, 0),
+]
+cdef Field INFO_FIELDS[21]
+INFO_FIELDS[:] = [
+    Field("language", STRIPPED, 5, 0), Field("category", REPEATED_ENUM, 0, 6), Field("event", TEXT, 1, 0),
+    Field("responseType", REPEATED_ENUM, 6, 7), Field("urgency", ENUM, 2, 3),
+    Field("severity", ENUM, 3, 4), Field("certainty", ENUM, 4, 5), Field("audience", TEXT, 7, 0),
+    Field("eventCode", PAIR, 8, 0), Field("effective", TIME, 9, 0), Field("onset", TIME, 10, 0),
+    Field("expires", TIME, 11, 0), Field("senderName", TEXT, 12, 0), Field("headline", TEXT, 13, 0),
+    Field("description", TEXT, 14, 0), Field("instruction", TEXT, 15, 0), Field("web", STRIPPED, 16, 0),
+    Field("contact", TEXT, 17, 0), Field("parameter", PAIR, 18, 1), Field("resource", RESOURCE, 19, 0),
+    Field("area", AREA, 20, 0),
+]
+cdef Field RESOURCE_FIELDS[6]
+RESOURCE_FIELDS[:] = [
+    Field("resourceDesc", TEXT, 0, 0), Field("mimeType", TEXT, 1, 0), Field("size", SIZE, 2, 0),
+    Field("uri", STRIPPED, 3, 0), Field("derefUri", TEXT, 4, 0), Field("digest", TEXT, 5, 0),
+]
+cdef Field AREA_FIELDS[6]
+AREA_FIELDS[:] = [
+    Field("areaDesc", TEXT, 0, 0), Field("polygon", POLYGON, 1, 0), Field("circle", CIRCLE, 2, 0),
+    Field("geocode", PAIR, 3, 2), Field("altitude", DECIMAL, 4, 0), Field("ceiling", DECIMAL, 5, 0),
+]
+
+
 def build(cetree._Element root):
     """The ``Alert`` of a schema-valid ``<alert>``, or None (see the module)."""
     try:
-        return _alert(root._c_node)
+        return fill(root._c_node, ALERT, 14, Alert, True)
     except (_Odd, ValueError, InvalidOperation):
         return None
 
 
-cdef object _alert(tree.xmlNode* root):
-    a = [None] * 14
-    codes = []
-    infos = []
-    cdef tree.xmlNode* el = root.children
+cdef object fill(tree.xmlNode* parent, Field* table, int count, type cls, bint top):
+    """The model object ``cls`` of ``parent``: each element child placed by ``table``. Only
+    the top level (``<alert>``) may hold foreign (XML-DSig) elements, and only at its end."""
+    values = [None] * count
+    cdef tree.xmlNode* el = parent.children
     cdef bint signed = False
-    cdef const char* name
+    cdef int i
+    cdef Field field
+    for i in range(count):
+        if REPEATED_TEXT <= table[i].kind <= AREA:
+            values[table[i].slot] = []
+    if cls is Area:
+        values[0] = ""
     while el != NULL:
         if el.type == tree.XML_ENTITY_REF_NODE:
             raise _Odd()
@@ -160,178 +211,49 @@ cdef object _alert(tree.xmlNode* root):
             el = el.next
             continue
         if not is_cap(el):
+            if not top:
+                raise _Odd()
             signed = True
             el = el.next
             continue
         if signed:
             raise _Odd()  # a CAP element after a signature: the Python builder reports it
-        name = <const char*>el.name
-        if strcmp(name, "info") == 0:
-            infos.append(_info(el))
-        elif strcmp(name, "identifier") == 0:
-            a[0] = text(el)
-        elif strcmp(name, "sender") == 0:
-            a[1] = text(el)
-        elif strcmp(name, "sent") == 0:
-            a[2] = when(text(el))
-        elif strcmp(name, "status") == 0:
-            a[3] = lookup(STATUS, text(el))
-        elif strcmp(name, "msgType") == 0:
-            a[4] = lookup(MSG_TYPE, text(el))
-        elif strcmp(name, "scope") == 0:
-            a[5] = lookup(SCOPE, text(el))
-        elif strcmp(name, "source") == 0:
-            a[6] = text(el)
-        elif strcmp(name, "restriction") == 0:
-            a[7] = text(el)
-        elif strcmp(name, "addresses") == 0:
-            a[8] = text(el)
-        elif strcmp(name, "code") == 0:
-            codes.append(text(el))
-        elif strcmp(name, "note") == 0:
-            a[10] = text(el)
-        elif strcmp(name, "references") == 0:
-            a[11] = text(el)
-        elif strcmp(name, "incidents") == 0:
-            a[12] = text(el)
+        i = 0
+        while i < count and strcmp(table[i].name, <const char*>el.name) != 0:
+            i += 1
+        if i == count:
+            raise _Odd()
+        field = table[i]
+        if field.kind == TEXT:
+            values[field.slot] = text(el)
+        elif field.kind == STRIPPED:
+            values[field.slot] = text(el).strip()
+        elif field.kind == TIME:
+            values[field.slot] = when(text(el))
+        elif field.kind == ENUM:
+            values[field.slot] = lookup(ENUMS[field.table], text(el))
+        elif field.kind == REPEATED_TEXT:
+            values[field.slot].append(text(el))
+        elif field.kind == REPEATED_ENUM:
+            values[field.slot].append(lookup(ENUMS[field.table], text(el)))
+        elif field.kind == PAIR:
+            values[field.slot].append(make(PAIRS[field.table], pair(el)))
+        elif field.kind == POLYGON:
+            values[field.slot].append(make(Polygon, (text(el),)))
+        elif field.kind == CIRCLE:
+            values[field.slot].append(make(Circle, (text(el),)))
+        elif field.kind == INFO:
+            values[field.slot].append(fill(el, INFO_FIELDS, 21, Info, False))
+        elif field.kind == RESOURCE:
+            values[field.slot].append(fill(el, RESOURCE_FIELDS, 6, Resource, False))
+        elif field.kind == AREA:
+            values[field.slot].append(fill(el, AREA_FIELDS, 6, Area, False))
+        elif field.kind == SIZE:
+            values[field.slot] = int(text(el).strip())
         else:
-            raise _Odd()
+            values[field.slot] = Decimal(text(el).strip())
         el = el.next
-    a[9] = tuple(codes)
-    a[13] = tuple(infos)
-    return make(Alert, a)
-
-
-cdef object _info(tree.xmlNode* info):
-    v = [None] * 21
-    categories = []
-    responses = []
-    event_codes = []
-    parameters = []
-    resources = []
-    areas = []
-    cdef tree.xmlNode* el = info.children
-    cdef const char* name
-    while el != NULL:
-        if el.type == tree.XML_ENTITY_REF_NODE:
-            raise _Odd()
-        if el.type != tree.XML_ELEMENT_NODE:
-            el = el.next
-            continue
-        if not is_cap(el):
-            raise _Odd()
-        name = <const char*>el.name
-        if strcmp(name, "area") == 0:
-            areas.append(_area(el))
-        elif strcmp(name, "parameter") == 0:
-            parameters.append(make(Parameter, pair(el)))
-        elif strcmp(name, "category") == 0:
-            categories.append(lookup(CATEGORY, text(el)))
-        elif strcmp(name, "language") == 0:
-            v[5] = text(el).strip()
-        elif strcmp(name, "event") == 0:
-            v[1] = text(el)
-        elif strcmp(name, "urgency") == 0:
-            v[2] = lookup(URGENCY, text(el))
-        elif strcmp(name, "severity") == 0:
-            v[3] = lookup(SEVERITY, text(el))
-        elif strcmp(name, "certainty") == 0:
-            v[4] = lookup(CERTAINTY, text(el))
-        elif strcmp(name, "headline") == 0:
-            v[13] = text(el)
-        elif strcmp(name, "description") == 0:
-            v[14] = text(el)
-        elif strcmp(name, "instruction") == 0:
-            v[15] = text(el)
-        elif strcmp(name, "expires") == 0:
-            v[11] = when(text(el))
-        elif strcmp(name, "effective") == 0:
-            v[9] = when(text(el))
-        elif strcmp(name, "onset") == 0:
-            v[10] = when(text(el))
-        elif strcmp(name, "eventCode") == 0:
-            event_codes.append(make(EventCode, pair(el)))
-        elif strcmp(name, "responseType") == 0:
-            responses.append(lookup(RESPONSE, text(el)))
-        elif strcmp(name, "audience") == 0:
-            v[7] = text(el)
-        elif strcmp(name, "senderName") == 0:
-            v[12] = text(el)
-        elif strcmp(name, "web") == 0:
-            v[16] = text(el).strip()
-        elif strcmp(name, "contact") == 0:
-            v[17] = text(el)
-        elif strcmp(name, "resource") == 0:
-            resources.append(_resource(el))
-        else:
-            raise _Odd()
-        el = el.next
-    v[0] = tuple(categories)
-    v[6] = tuple(responses)
-    v[8] = tuple(event_codes)
-    v[18] = tuple(parameters)
-    v[19] = tuple(resources)
-    v[20] = tuple(areas)
-    return make(Info, v)
-
-
-cdef object _resource(tree.xmlNode* resource):
-    r = [None] * 6
-    cdef tree.xmlNode* el = resource.children
-    cdef const char* name
-    while el != NULL:
-        if el.type == tree.XML_ENTITY_REF_NODE:
-            raise _Odd()
-        if el.type == tree.XML_ELEMENT_NODE:
-            if not is_cap(el):
-                raise _Odd()
-            name = <const char*>el.name
-            if strcmp(name, "resourceDesc") == 0:
-                r[0] = text(el)
-            elif strcmp(name, "mimeType") == 0:
-                r[1] = text(el)
-            elif strcmp(name, "size") == 0:
-                r[2] = int(text(el).strip())
-            elif strcmp(name, "uri") == 0:
-                r[3] = text(el).strip()
-            elif strcmp(name, "derefUri") == 0:
-                r[4] = text(el)
-            elif strcmp(name, "digest") == 0:
-                r[5] = text(el)
-            else:
-                raise _Odd()
-        el = el.next
-    return make(Resource, r)
-
-
-cdef object _area(tree.xmlNode* area):
-    desc = ""
-    polygons = []
-    circles = []
-    geocodes = []
-    altitude = ceiling = None
-    cdef tree.xmlNode* el = area.children
-    cdef const char* name
-    while el != NULL:
-        if el.type == tree.XML_ENTITY_REF_NODE:
-            raise _Odd()
-        if el.type == tree.XML_ELEMENT_NODE:
-            if not is_cap(el):
-                raise _Odd()
-            name = <const char*>el.name
-            if strcmp(name, "geocode") == 0:
-                geocodes.append(make(Geocode, pair(el)))
-            elif strcmp(name, "polygon") == 0:
-                polygons.append(make(Polygon, (text(el),)))
-            elif strcmp(name, "areaDesc") == 0:
-                desc = text(el)
-            elif strcmp(name, "circle") == 0:
-                circles.append(make(Circle, (text(el),)))
-            elif strcmp(name, "altitude") == 0:
-                altitude = Decimal(text(el).strip())
-            elif strcmp(name, "ceiling") == 0:
-                ceiling = Decimal(text(el).strip())
-            else:
-                raise _Odd()
-        el = el.next
-    return make(Area, (desc, tuple(polygons), tuple(circles), tuple(geocodes), altitude, ceiling))
+    for i in range(count):
+        if isinstance(values[i], list):
+            values[i] = tuple(values[i])
+    return make(cls, values)
