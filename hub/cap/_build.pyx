@@ -55,12 +55,17 @@ cdef dict FIELDS = {cls: tuple(f.name for f in fields(cls))
 
 
 cdef object make(type cls, values):
-    cdef tuple names = FIELDS[cls]
-    if len(names) != len(values):
+    cdef tuple names = <tuple>FIELDS[cls]
+    cdef Py_ssize_t i, n = len(names)
+    if n != len(values):
         raise _Odd()
     obj = _new(cls)
-    for i in range(len(names)):
-        PyObject_GenericSetAttr(obj, names[i], values[i])
+    if type(values) is tuple:
+        for i in range(n):
+            PyObject_GenericSetAttr(obj, names[i], (<tuple>values)[i])
+    else:
+        for i in range(n):
+            PyObject_GenericSetAttr(obj, names[i], (<list>values)[i])
     return obj
 
 
@@ -194,7 +199,7 @@ def build(cetree._Element root):
 cdef object fill(tree.xmlNode* parent, Field* table, int count, type cls, bint top):
     """The model object ``cls`` of ``parent``: each element child placed by ``table``. Only
     the top level (``<alert>``) may hold foreign (XML-DSig) elements, and only at its end."""
-    values = [None] * count
+    cdef list values = [None] * count
     cdef tree.xmlNode* el = parent.children
     cdef bint signed = False
     cdef int i
@@ -254,6 +259,6 @@ cdef object fill(tree.xmlNode* parent, Field* table, int count, type cls, bint t
             values[field.slot] = Decimal(text(el).strip())
         el = el.next
     for i in range(count):
-        if isinstance(values[i], list):
-            values[i] = tuple(values[i])
+        if REPEATED_TEXT <= table[i].kind <= AREA:
+            values[table[i].slot] = tuple(<list>values[table[i].slot])
     return make(cls, values)
