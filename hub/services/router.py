@@ -170,7 +170,10 @@ class Router:
                                  now: datetime) -> None:
         rows = await self._store.add_deliveries(
             campaign.id, [(d.member_id, d.channel, d.address, d.language, d.info) for d in chunk], at=now)
-        owed = [r for r in rows if r.state is DeliveryState.PENDING]
+        await self._publish(campaign, channel, [r for r in rows if r.state is DeliveryState.PENDING])
+
+    async def _publish(self, campaign: Campaign, channel: Channel, owed: Sequence[DeliveryRow]) -> None:
+        """These deliveries to their channel's queue in batches, confirmed, then marked queued."""
         if not owed:
             return
         size = self._batch_size
@@ -201,8 +204,5 @@ class Router:
                 campaign = campaigns[campaign_id]
                 if campaign is None or campaign.state is CampaignState.CANCELLED:
                     continue
-                bodies = [delivery_batch(campaign, channel, owed[i:i + self._batch_size])
-                          for i in range(0, len(owed), self._batch_size)]
-                await self._broker.publish_many(queue_for(campaign, channel), bodies)
-                await self._store.mark_queued([r.id for r in owed], at=self._clock())
+                await self._publish(campaign, channel, owed)
                 total += len(owed)
