@@ -58,15 +58,25 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[str] | None = None
 
-    def start(self) -> list[str]:
+    def start(self, *extra: str) -> list[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAPHUB_")}
         env["PYTHONPATH"] = str(ROOT)
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack to the log
         with self.log.open("a") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve", "--data", str(self.data), "--port", str(self.port)],
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=ROOT)
+                [sys.executable, "-m", "hub", "serve", "--data", str(self.data), "--port", str(self.port),
+                 *extra], stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=ROOT)
         assert self.proc.stdout is not None
-        return read_until(self.proc.stdout, "listening on")
+        try:
+            return read_until(self.proc.stdout, "listening on", timeout=45.0)
+        except AssertionError as exc:
+            # A start that hangs: say where, from the server's own stacks.
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            raise AssertionError(f"{exc}\nserver log:\n{self.log.read_text()[-6000:]}") from None
 
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.proc is not None

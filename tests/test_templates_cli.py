@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hub.cli import main
 from tests.api.test_templates import FIRE
-from tests.test_serve import ROOT, SENDER, Server, admin, identity, read_until
+from tests.test_serve import SENDER, Server, admin, identity
 
 __all__ = ["identity"]
 
@@ -25,15 +22,8 @@ class SimServer(Server):
         super().__init__(data, log)
         self.extra = extra
 
-    def start(self) -> list[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAPHUB_")}
-        env["PYTHONPATH"] = str(ROOT)
-        with self.log.open("a") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub", "serve", "--data", str(self.data), "--port", str(self.port),
-                 *self.extra], stdout=subprocess.PIPE, stderr=err, text=True, env=env, cwd=ROOT)
-        assert self.proc.stdout is not None
-        return read_until(self.proc.stdout, "listening on")
+    def start(self, *extra: str) -> list[str]:
+        return super().start(*self.extra, *extra)
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
