@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -37,19 +37,25 @@ def free_port() -> int:
 
 
 def read_until(stream: IO[str], marker: str, timeout: float = 60.0) -> list[str]:
-    """Lines of ``stream`` up to and including the first that contains ``marker``."""
+    """Lines of ``stream`` up to and including the first that contains ``marker``. Read by a
+    thread: select() on the pipe cannot see lines that an earlier readline already took into
+    the stream's buffer (two lines written at once), and would wait for them in vain."""
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([stream], [], [], left)[0]:
-            raise AssertionError(f"no {marker!r} within {timeout} s; got {lines}")
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"the server exited before {marker!r}; got {lines}")
-        lines.append(line)
-        if marker in line:
-            return lines
+    done = threading.Event()
+
+    def pump() -> None:
+        for line in stream:
+            lines.append(line)
+            if marker in line:
+                break
+        done.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not done.wait(timeout):
+        raise AssertionError(f"no {marker!r} within {timeout} s; got {lines}")
+    if not lines or marker not in lines[-1]:
+        raise AssertionError(f"the server exited before {marker!r}; got {lines}")
+    return list(lines)
 
 
 class Server:
