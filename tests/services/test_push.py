@@ -342,95 +342,84 @@ async def test_a_burst_to_one_partner_goes_out_at_its_pace_each_once(
         str(r.id) for r in await hub.store.push_deliveries(subscription_id=sid))
 
 
-async def test_a_delivery_message_delivered_twice_at_once_is_posted_once(
-        tmp_path: Path, keypairs: Keys) -> None:
-    # A twin message (a broker redelivery, or the start-up republish) read the same pending
-    # row while the first was still looking up its subscription: one POST, one try counted.
-    settings = Settings(data_dir=str(tmp_path), signature=SignatureSettings())
-    hub = await Hub.start(settings, tmp_path, roles=frozenset({"api"}))
+@pytest.fixture
+async def api_hub(tmp_path: Path, keypairs: Keys) -> AsyncIterator[Hub]:
+    """A hub with only the API stage (the push is driven by hand) and the police zone's
+    entity and account."""
+    hub = await Hub.start(Settings(data_dir=str(tmp_path), signature=SignatureSettings()), tmp_path,
+                          roles=frozenset({"api"}))
     try:
         await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, [SENDER],
                                certificates=[("t", keypairs["police"][1])])
         await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
-        sid = await subscribe(hub, "twins", "http://127.0.0.1:9/hook")
-        alert_id = await post(hub, keypairs, cap("TWIN-1")[0])
-        [delivery_id] = await hub.store.open_pushes(alert_id, "new", [sid], at=datetime.now(UTC))
-        posts: list[str] = []
-
-        class Poster:
-            async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-                posts.append(headers[DELIVERY_HEADER])
-                await asyncio.sleep(0.05)
-                return 200
-
-        async def countersign(stored: object) -> bytes:
-            return b"<alert/>"
-
-        push = Push(hub.store, hub.broker, Poster(), countersign)
-        message = Message("push.deliver", delivery_body(delivery_id))
-        await asyncio.gather(push.deliver(message), push.deliver(message))
-        assert posts == [str(delivery_id)]
-        row = await hub.store.push_delivery(delivery_id)
-        assert row is not None and row.state is PushState.DELIVERED and row.attempts == 1
+        yield hub
     finally:
         await hub.stop()
+
+
+async def stub_countersign(stored: object) -> bytes:
+    return b"<alert/>"
+
+
+async def test_a_delivery_message_delivered_twice_at_once_is_posted_once(
+        api_hub: Hub, keypairs: Keys) -> None:
+    # A twin message (a broker redelivery, or the start-up republish) read the same pending
+    # row while the first was still looking up its subscription: one POST, one try counted.
+    hub = api_hub
+    sid = await subscribe(hub, "twins", "http://127.0.0.1:9/hook")
+    alert_id = await post(hub, keypairs, cap("TWIN-1")[0])
+    [delivery_id] = await hub.store.open_pushes(alert_id, "new", [sid], at=datetime.now(UTC))
+    posts: list[str] = []
+
+    class Poster:
+        async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+            posts.append(headers[DELIVERY_HEADER])
+            await asyncio.sleep(0.05)
+            return 200
+
+    push = Push(hub.store, hub.broker, Poster(), stub_countersign)
+    message = Message("push.deliver", delivery_body(delivery_id))
+    await asyncio.gather(push.deliver(message), push.deliver(message))
+    assert posts == [str(delivery_id)]
+    row = await hub.store.push_delivery(delivery_id)
+    assert row is not None and row.state is PushState.DELIVERED and row.attempts == 1
 
 
 async def test_republish_hands_over_every_pending_delivery_not_only_the_first_page(
-        tmp_path: Path, keypairs: Keys) -> None:
-    settings = Settings(data_dir=str(tmp_path), signature=SignatureSettings())
-    hub = await Hub.start(settings, tmp_path, roles=frozenset({"api"}))
-    try:
-        await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, [SENDER],
-                               certificates=[("t", keypairs["police"][1])])
-        await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
-        sids = [await subscribe(hub, f"p{n}", "http://127.0.0.1:9/hook") for n in range(5)]
-        alert_id = await post(hub, keypairs, cap("PAGES-1")[0])
-        assert len(await hub.store.open_pushes(alert_id, "new", sids, at=datetime.now(UTC))) == 5
+        api_hub: Hub, keypairs: Keys) -> None:
+    hub = api_hub
+    sids = [await subscribe(hub, f"p{n}", "http://127.0.0.1:9/hook") for n in range(5)]
+    alert_id = await post(hub, keypairs, cap("PAGES-1")[0])
+    assert len(await hub.store.open_pushes(alert_id, "new", sids, at=datetime.now(UTC))) == 5
 
-        async def countersign(stored: object) -> bytes:
-            return b"<alert/>"
+    class Poster:
+        async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+            return 200
 
-        class Poster:
-            async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-                return 200
-
-        push = Push(hub.store, hub.broker, Poster(), countersign)
-        assert await push.republish(published_before=None, page=2) == 5
-        assert await hub.store.pending_pushes(published_before=None) == []  # each one handed over
-    finally:
-        await hub.stop()
+    push = Push(hub.store, hub.broker, Poster(), stub_countersign)
+    assert await push.republish(published_before=None, page=2) == 5
+    assert await hub.store.pending_pushes(published_before=None) == []  # each one handed over
 
 
 async def test_a_delivery_planned_as_its_subscription_was_removed_ends_failed(
-        tmp_path: Path, keypairs: Keys) -> None:
+        api_hub: Hub, keypairs: Keys) -> None:
     # plan read the subscriptions, then the partner was removed, then plan opened its row:
     # the row must end, not stay pending and be republished at every start-up.
-    settings = Settings(data_dir=str(tmp_path), signature=SignatureSettings())
-    hub = await Hub.start(settings, tmp_path, roles=frozenset({"api"}))
-    try:
-        await admin.add_entity(hub.store, "PZ", EntityType.GROUPS, [SENDER],
-                               certificates=[("t", keypairs["police"][1])])
-        await admin.add_account(hub.store, "PZ", "dispatch", Role.COORDINATOR)
-        sid = await subscribe(hub, "gone", "http://127.0.0.1:9/hook")
-        alert_id = await post(hub, keypairs, cap("GONE-1")[0])
-        await subs.remove(hub.store, sid, entity_id=None, actor="admin")
-        [delivery_id] = await hub.store.open_pushes(alert_id, "new", [sid], at=datetime.now(UTC))
+    hub = api_hub
+    sid = await subscribe(hub, "gone", "http://127.0.0.1:9/hook")
+    alert_id = await post(hub, keypairs, cap("GONE-1")[0])
+    await subs.remove(hub.store, sid, entity_id=None, actor="admin")
+    [delivery_id] = await hub.store.open_pushes(alert_id, "new", [sid], at=datetime.now(UTC))
 
-        async def countersign(stored: object) -> bytes:
-            return b"<alert/>"
+    class Poster:
+        async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+            raise AssertionError("nothing is posted to a removed subscription")
 
-        class Poster:
-            async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-                raise AssertionError("nothing is posted to a removed subscription")
-
-        push = Push(hub.store, hub.broker, Poster(), countersign)
-        await push.deliver(Message("push.deliver", delivery_body(delivery_id)))
-        row = await hub.store.push_delivery(delivery_id)
-        assert row is not None and row.state is PushState.FAILED and row.last_error == "subscription removed"
-        assert await hub.store.pending_pushes(published_before=datetime.now(UTC)) == []
-    finally:
-        await hub.stop()
+    push = Push(hub.store, hub.broker, Poster(), stub_countersign)
+    await push.deliver(Message("push.deliver", delivery_body(delivery_id)))
+    row = await hub.store.push_delivery(delivery_id)
+    assert row is not None and row.state is PushState.FAILED and row.last_error == "subscription removed"
+    assert await hub.store.pending_pushes(published_before=datetime.now(UTC)) == []
 
 
 async def test_a_stored_filter_that_no_longer_parses_stops_only_its_own_subscription(
