@@ -81,10 +81,11 @@ SENDS: list[tuple[float, float]] = []  # (time.time(), tokens) of every paced se
 def _record_sends() -> None:
     admit = ratelimit.Pacer.admit  # pace() ends with it; SMTP calls it right before DATA
 
-    async def recorded(self: ratelimit.Pacer, n: float) -> None:
-        await admit(self, n)
+    async def recorded(self: ratelimit.Pacer, n: float, *, answered: bool = True) -> ratelimit.Ticket | None:
+        ticket = await admit(self, n, answered=answered)
         if not self.unlimited:
             SENDS.append((time.time(), n))
+        return ticket
 
     ratelimit.Pacer.admit = recorded  # type: ignore[method-assign]
 

@@ -31,8 +31,9 @@ before each group of at most ``burst`` ``RCPT TO`` (see :mod:`hub.outputs.rateli
 bucket of rate 0 costs nothing. Or ``send(..., pacer=)``, the worker's
 :class:`~hub.outputs.ratelimit.Pacer`: each transaction reserves its recipients before it
 takes a connection (the pace) and is admitted by the pacer's send log right before DATA, with
-the recipients accepted, so that no second carries more than the rate where the server
-counts (a message is only delivered at DATA).
+the recipients accepted, and counted in the send log until the server's reply to DATA, so that
+no second carries more than the rate where the server counts (a message is only delivered at
+DATA, and a server that stalls answers late: the sends after it wait).
 
 Addresses are never logged: the log names the server, batch sizes and reply codes only; a
 recipient's address echoed in a server's reply is replaced by ``recipient`` in ``reason``,
@@ -325,12 +326,14 @@ class SmtpProvider:
             encoding = await self._mail_from(client, sender, recipients)
             accepted = await self._rcpt_to(client, recipients, encoding, refused)
             if accepted:
-                if pacer is not None:
-                    await pacer.admit(accepted)
+                ticket = await pacer.admit(accepted, answered=False) if pacer is not None else None
                 try:
                     await client.data(message)
                 except aiosmtplib.SMTPDataError as exc:
                     raise _Refused(exc) from exc
+                finally:  # the server stamps DATA somewhere before its reply: counted till then
+                    if pacer is not None:
+                        pacer.answered(ticket)
             else:
                 await self._rset(client)
         except _Refused as exc:

@@ -43,6 +43,13 @@ window, so keep ``n`` at most 1% of the rate. The bucket refills at ``mean_share
 rate (98.8%): the mean stays within the 2% target, the send log binds only when sends bunch
 up. The check and the record happen with no await in between, right before the write, so
 concurrent senders cannot both slip through.
+
+**Counted until answered.** Where the peer answers each send and stamps it before answering
+(SMTP's reply to DATA), a send may be admitted *open* and counted until the answer: then no
+peer window can hold more than the log's limit, whatever the peer's delays (see
+:class:`SendWindow`), and :meth:`Pacer.till_answered` runs at the full rate with no spacing.
+A sink that stalled now and then had shown 2,550 in one second at 2,500/s with sends counted
+as written; counted until answered, 2,500 at most and 99.8% of the rate over 30 s.
 """
 
 from __future__ import annotations
@@ -51,11 +58,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 DEFAULT_BURST_SHARE = 0.006
 DEFAULT_HEADROOM = 0.004
 DEFAULT_WINDOW_SHARE = 0.993
 DEFAULT_MEAN_SHARE = 0.988
+INF = float("inf")
 AHEAD_SHARE = 0.004  # how far a send may run ahead of the spacing: this share of the limit, or itself
 
 
@@ -163,46 +172,90 @@ class SendWindow:
     ahead of the sends before it spaced at ``limit / span``, so sends do not bunch up (a log
     alone lets what a stall held back go at once, and a peer whose clock is a few ms off then
     sees two windows' worth in one).
+
+    **Sends the peer has not answered yet.** A send recorded ``open`` counts in every window
+    until :meth:`close` says the peer answered it, and then for ``span`` after the answer.
+    Whatever instant the peer stamps it at, between our write and its answer, every window that
+    instant can fall in counts it: a new send at ``t`` is admitted only if what was answered
+    after ``t - span``, what is still open and itself fit in ``limit``, and every send stamped in
+    a window ``[t0, t0 + span)`` is among those for the last send of it. So a peer that stalls
+    and then reads a backlog at once still sees no window above the limit (its answers come
+    late, and hold the sends after them back). Where every send is counted so, the spacing
+    has nothing left to guard against and may be turned off (``ahead_share=None``): what a
+    stall of our own held back may then go as soon as the window has room, and the stall costs
+    no throughput.
     Pure: the caller passes the time."""
 
-    def __init__(self, limit: float, span: float = 1.0) -> None:
+    def __init__(self, limit: float, span: float = 1.0, *, ahead_share: float | None = AHEAD_SHARE) -> None:
         if limit <= 0 or span <= 0:
             raise ValueError("limit and span must be positive")
         self.limit = float(limit)
         self.span = float(span)
-        self._sent: deque[tuple[float, float]] = deque()
+        self._ahead = ahead_share
+        # [sent at, tokens, counted until - span]: the send time, the answer's when closed,
+        # infinity while open. In the order sent.
+        self._sent: deque[list[float]] = deque()
         self._total = 0.0
+        self._open = 0
         self._next = float("-inf")  # when the sends so far, spaced at the rate, are through
 
     def _expire(self, now: float) -> None:
-        while self._sent and self._sent[0][0] <= now - self.span:
+        """Forget the sends at the front that count no more (one still open there keeps those
+        behind it: :meth:`delay` knows they are free)."""
+        while self._sent and self._sent[0][2] <= now - self.span:
             self._total -= self._sent.popleft()[1]
 
     def delay(self, n: float, now: float) -> float:
-        """Seconds until ``n`` more tokens may be sent (0: now). A send larger than ``limit``
-        waits for an empty window and then goes alone."""
+        """Seconds until ``n`` more tokens may be sent (0: now; infinity: not before an open
+        send is closed). A send larger than ``limit`` waits for an empty window and then goes
+        alone."""
         self._expire(now)
-        spacing = self._next - max(n, self.limit * AHEAD_SHARE) * self.span / self.limit - now
+        spacing = -INF if self._ahead is None else \
+            self._next - max(n, self.limit * self._ahead) * self.span / self.limit - now
         excess = self._total + n - self.limit if n <= self.limit else self._total
         if excess <= 0:
             return max(spacing, 0.0) + (1e-6 if spacing > 0 else 0.0)
+        # Sends leave the window ``span`` after they are counted until, in that order; with
+        # none open that is the order sent.
+        leaving = ((until, count) for _, count, until in self._sent) if not self._open else \
+            sorted((until, count) for _, count, until in self._sent)
         freed = 0.0
-        for at, count in self._sent:
+        for until, count in leaving:
+            if until == INF:
+                return INF
             freed += count
             if freed >= excess - 1e-9:
-                return max(at + self.span - now, spacing, 0.0) + 1e-6
+                return max(until + self.span - now, spacing, 0.0) + 1e-6
         raise AssertionError("unreachable: the window holds what it recorded")
 
-    def add(self, n: float, now: float) -> None:
-        """Record ``n`` tokens sent at ``now`` (not before the last one recorded)."""
+    def add(self, n: float, now: float, *, open: bool = False) -> list[float]:
+        """Record ``n`` tokens sent at ``now`` (not before the last one recorded). ``open``:
+        the send counts until :meth:`close` is called with what this returns."""
         self._expire(now)
-        self._sent.append((now, float(n)))
+        entry = [now, float(n), INF if open else now]
+        self._sent.append(entry)
         self._total += n
+        self._open += open
         self._next = max(self._next, now) + n * self.span / self.limit
+        return entry
+
+    def close(self, entry: list[float], now: float) -> None:
+        """The peer answered the open send ``entry`` at ``now`` (idempotent)."""
+        if entry[2] == INF:
+            entry[2] = max(now, entry[0])
+            self._open -= 1
+
+    @property
+    def open(self) -> int:
+        """Sends not answered yet."""
+        return self._open
 
     def in_window(self, now: float) -> float:
+        """Tokens that count in the window ending at ``now``."""
         self._expire(now)
-        return self._total
+        if not self._open:
+            return self._total
+        return sum(count for _, count, until in self._sent if until > now - self.span)
 
 
 class Pacer:
@@ -212,7 +265,7 @@ class Pacer:
 
     @classmethod
     def for_rate(cls, rate_per_s: float, burst: float, *, mean_share: float = DEFAULT_MEAN_SHARE,
-                 window_share: float = DEFAULT_WINDOW_SHARE,
+                 window_share: float = DEFAULT_WINDOW_SHARE, ahead_share: float | None = AHEAD_SHARE,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> Pacer:
         """A pacer whose mean is ``mean_share`` × the rate (98.8%: within the 2% target) with
@@ -221,29 +274,44 @@ class Pacer:
         if rate_per_s and burst >= rate_per_s:
             burst = rate_per_s * DEFAULT_BURST_SHARE
         bucket = TokenBucket(rate_per_s, burst, clock=clock, mean_share=mean_share)
-        return cls(bucket, window_share=window_share, clock=clock, sleep=sleep)
+        return cls(bucket, window_share=window_share, ahead_share=ahead_share, clock=clock, sleep=sleep)
+
+    @classmethod
+    def till_answered(cls, rate_per_s: float, burst: float, *,
+                      clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> Pacer:
+        """A pacer for a sender that admits every send with ``answered=False`` and reports each
+        answer (SMTP's DATA): its windows need no margin and no spacing (see
+        :class:`SendWindow`), so the log holds them at the full rate and a stall of ours is
+        made up as soon as the window has room."""
+        return cls.for_rate(rate_per_s, burst, mean_share=1.0, window_share=1.0, ahead_share=None,
+                            clock=clock, sleep=sleep)
 
     def __init__(self, bucket: TokenBucket, *, window_share: float = DEFAULT_WINDOW_SHARE,
+                 ahead_share: float | None = AHEAD_SHARE,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         if not 0 < window_share <= 1:
             raise ValueError("window_share must be in (0, 1]")
         self.bucket = bucket
         self._share = window_share
+        self._ahead = ahead_share
         self._clock = clock
         self._sleep = sleep
         self.window = self._new_window()
+        self._answer = asyncio.Event()  # set when an open send is answered
 
     def _new_window(self) -> SendWindow | None:
         rate = self.bucket.rate_per_s
-        return SendWindow(rate * self._share) if rate else None
+        return SendWindow(rate * self._share, ahead_share=self._ahead) if rate else None
 
     @property
     def unlimited(self) -> bool:
         return self.bucket.unlimited
 
     def set_rate(self, rate_per_s: float, burst: float | None = None) -> None:
-        """Change the rate; what was sent in the last second still counts."""
+        """Change the rate; what was sent in the last second still counts (open sends as if
+        answered now: their tickets close them in the old window)."""
         old = self.window
         self.bucket.set_rate(rate_per_s, burst)
         self.window = self._new_window()
@@ -268,14 +336,37 @@ class Pacer:
             if delay > 0:
                 await self._sleep(delay)
 
-    async def admit(self, n: float) -> None:
+    async def admit(self, n: float, *, answered: bool = True) -> Ticket | None:
         """The send log's part alone: wait until ``n`` tokens fit in the last second of sends,
-        and record them as sent now."""
+        and record them as sent now. ``answered=False``: the send counts until the peer's
+        answer, which the caller reports with :meth:`answered` and the ticket returned (see
+        :class:`SendWindow`); that is how SMTP's DATA is counted, as the server stamps it
+        somewhere between our write and its reply."""
         window = self.window
         while window is not None and not self.bucket.unlimited:
             wait = window.delay(n, self._clock())
             if wait <= 0:
-                window.add(n, self._clock())
-                return
-            await self._sleep(wait)
+                entry = window.add(n, self._clock(), open=not answered)
+                return None if answered else Ticket(window, entry)
+            if wait == INF:  # only an answer can make room
+                self._answer.clear()
+                await self._answer.wait()
+            else:
+                await self._sleep(wait)
             window = self.window
+        return None
+
+    def answered(self, ticket: Ticket | None) -> None:
+        """The peer answered the send of ``ticket`` (None: nothing to do). Call it whatever
+        the answer, a failure or a lost connection included, else the window stays full."""
+        if ticket is not None:
+            ticket.window.close(ticket.entry, self._clock())
+            self._answer.set()
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An open send in a :class:`SendWindow`, as :meth:`Pacer.admit` recorded it."""
+
+    window: SendWindow
+    entry: list[float]

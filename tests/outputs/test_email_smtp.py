@@ -7,6 +7,7 @@ import email
 import email.policy
 import logging
 import socket
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from hub.outputs.email_smtp import (
     SmtpProvider,
     SmtpSettings,
 )
-from hub.outputs.ratelimit import TokenBucket
+from hub.outputs.ratelimit import Pacer, TokenBucket
 
 SENDER = "no-reply@be-alert.be"
 MESSAGE = (b"From: no-reply@be-alert.be\r\nSubject: [Severe] Test\r\nAuto-Submitted: auto-generated\r\n"
@@ -347,3 +348,24 @@ async def test_simulator_latency_and_extremes() -> None:
     assert all(o.permanent for o in none)
     with pytest.raises(ValueError):
         SimulatorEmailProvider(delivery_ratio=1.5)
+
+
+async def test_paced_data_counts_until_the_servers_reply(sink: Sink) -> None:
+    """The server stamps a message somewhere before its reply to DATA: the pacer's send log
+    counts the recipients as in flight till then, and releases them whatever the reply."""
+    pacer = Pacer.for_rate(100_000, 100)
+    assert pacer.window is not None
+    seen: list[int] = []
+    reply = sink.handle_DATA
+
+    async def slow_data(server: Any, session: Session, envelope: Envelope) -> str:
+        seen.append(pacer.window.open if pacer.window is not None else -1)
+        return await reply(server, session, envelope)
+
+    sink.handle_DATA = slow_data  # type: ignore[method-assign]
+    async with provider(sink) as smtp:
+        assert all(o.ok for o in await smtp.send(MESSAGE, SENDER, rcpts(30), pacer=pacer))
+        sink.data_replies = ["554 5.6.0 message refused"]
+        assert all(o.permanent for o in await smtp.send(MESSAGE, SENDER, rcpts(30), pacer=pacer))
+    assert seen == [1, 1] and pacer.window.open == 0
+    assert pacer.window.in_window(time.monotonic()) == 60

@@ -301,3 +301,114 @@ def test_pacer_settings() -> None:
         TokenBucket(10, mean_share=1.5)
     assert Pacer.for_rate(0, 0).unlimited
     assert TokenBucket(500, 50, mean_share=0.99).refill_per_s == pytest.approx(495)
+
+
+# -- sends counted until the peer answers (SMTP's DATA) ------------------------------------
+
+
+def peer_run(answered_at_once: bool, seed: int, limit: float = 2475, step: float = 25,
+             connections: int = 4, seconds: float = 12.0) -> tuple[list[tuple[float, float]], float]:
+    """Senders on ``connections`` connections sending ``step`` tokens whenever the window lets
+    them, to a peer that stamps each send between our write and its answer: normally 1-3 ms
+    after the write, but the peer stalls now and then (up to 150 ms) and then stamps its backlog
+    at once. Returns the peer's stamps (time, tokens) and the mean rate of the sends."""
+    rng = random.Random(seed)
+    stalls: list[tuple[float, float]] = []
+    at = 0.3
+    while at < seconds:
+        length = rng.uniform(0.02, 0.15)
+        stalls.append((at, at + length))
+        at += length + rng.uniform(0.2, 1.5)
+
+    def stamped(t: float) -> float:
+        for start, end in stalls:
+            if start <= t < end:
+                return end
+        return t
+
+    window = SendWindow(limit)
+    busy_until = [0.0] * connections
+    stamps: list[tuple[float, float]] = []
+    now, sent = 0.0, 0.0
+    pending: list[tuple[float, int, list[float]]] = []  # (answer time, seq, entry)
+    seq = 0
+    while now < seconds:
+        while pending and pending[0][0] <= now:
+            _, _, entry = heapq.heappop(pending)
+            window.close(entry, now)
+        for c in range(connections):
+            if busy_until[c] <= now and window.delay(step, now) <= 0:
+                entry = window.add(step, now, open=not answered_at_once)
+                stamp = stamped(now + rng.uniform(0.001, 0.003))
+                answer = stamp + 0.0005
+                stamps.append((stamp, step))
+                sent += step
+                busy_until[c] = answer
+                if not answered_at_once:
+                    heapq.heappush(pending, (answer, seq, entry))
+                    seq += 1
+        now += 0.0005
+    return stamps, sent / seconds
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sends_counted_until_answered_never_overfill_the_peers_window(seed: int) -> None:
+    stamps, mean = peer_run(answered_at_once=False, seed=seed)
+    assert max_window(stamps) <= 2475
+    assert mean >= 0.9 * 2475  # the stalls cost what they hold up, no more
+
+
+def test_sends_counted_only_when_written_overfill_a_stalling_peers_window() -> None:
+    """Why: a peer that stalls stamps what it read meanwhile at once, late, in the next window."""
+    assert max(max_window(peer_run(answered_at_once=True, seed=seed)[0]) for seed in range(5)) > 2475
+
+
+def test_send_window_open_sends() -> None:
+    window = SendWindow(10)
+    a = window.add(4, 0.0, open=True)
+    window.add(3, 0.1)
+    assert window.open == 1
+    assert window.delay(3, 1.2) == 0.0  # the 3 answered ones left; the open 4 still count
+    assert window.in_window(1.2) == 4
+    assert window.delay(7, 1.2) == float("inf")  # room only once the 4 are answered
+    window.close(a, 1.5)
+    window.close(a, 9.0)  # again: no change
+    assert window.open == 0
+    assert window.delay(7, 1.6) == pytest.approx(0.9, abs=1e-5)  # the 4 leave at 1.5 + 1
+    assert window.delay(7, 2.6) == 0.0 and window.in_window(2.6) == 0
+
+
+async def test_pacer_admit_waits_for_an_answer_when_only_open_sends_fill_the_window() -> None:
+    pacer = Pacer.for_rate(100, 1, window_share=1.0)
+    ticket = await pacer.admit(100, answered=False)
+    assert ticket is not None and pacer.window is not None and pacer.window.open == 1
+    waiting = asyncio.create_task(pacer.admit(1, answered=False))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # a full window with nothing answered: no time would free it
+    pacer.answered(ticket)
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # answered now: it counts one more second
+    pacer.answered(await asyncio.wait_for(waiting, 2))
+    assert pacer.window.open == 0
+    pacer.answered(None)
+
+
+def test_without_spacing_a_stall_is_made_up_within_the_window() -> None:
+    """``ahead_share=None``: what a stall of ours held back goes as soon as the window has
+    room; the window still caps every second."""
+    spaced, free = SendWindow(100), SendWindow(100, ahead_share=None)
+    for window in (spaced, free):
+        for i in range(50):  # half a second at the rate
+            window.add(1, i / 100)
+    # a stall from 0.5 s to 0.8 s, then 20 at once: the spaced window makes the next wait
+    # until those 20 are through at the rate; the free one lets the rest of the second go
+    for window in (spaced, free):
+        window.add(20, 0.8)
+    assert spaced.delay(1, 0.8) == pytest.approx(0.19, abs=1e-5)  # one send ahead
+    assert free.delay(30, 0.8) == 0.0 and free.delay(31, 0.8) > 0
+
+
+def test_till_answered_pacer_runs_at_the_full_rate() -> None:
+    pacer = Pacer.till_answered(2500, 25)
+    assert pacer.window is not None and pacer.window.limit == 2500
+    assert pacer.bucket.refill_per_s == 2500
