@@ -26,8 +26,10 @@ are matched).
 from __future__ import annotations
 
 import re
+import struct
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hub.outputs.smpp.pdu import (
     DC_UCS2,
@@ -37,7 +39,10 @@ from hub.outputs.smpp.pdu import (
     TAG_MESSAGE_STATE,
     TAG_NETWORK_ERROR_CODE,
     TAG_RECEIPTED_MESSAGE_ID,
+    CommandId,
     DeliverSm,
+    PduError,
+    decode,
 )
 
 # message_state TLV values (§5.2.28) → the stat words of the text form.
@@ -75,9 +80,9 @@ class Receipt:
         return self.state == "DELIVRD"
 
 
-def _text_of(pdu: DeliverSm) -> str:
-    raw = pdu.short_message or pdu.tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
-    if pdu.data_coding == DC_UCS2 and len(raw) % 2 == 0:
+def _text_of(short_message: bytes, data_coding: int, tlvs: Mapping[int, bytes]) -> str:
+    raw = short_message or tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
+    if data_coding == DC_UCS2 and len(raw) % 2 == 0:
         return raw.decode("utf-16-be", errors="replace")
     return raw.decode("latin-1")
 
@@ -93,8 +98,25 @@ def _find_key(low: str, key: str, end: int) -> int:
     return i
 
 
+# Appendix B's form as SMSCs write it (one space between fields, lower-case keys): read by one
+# regular expression, with the same result as the general reading below, which takes the rest.
+_STANDARD = re.compile(r"id:(\S*) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*) "
+                       r"err:(\S*)(?: text:(.*))?\Z", re.DOTALL)
+
+
 def parse_text(text: str) -> dict[str, str]:
     """The ``key:value`` fields of a text receipt, keys lower case; ``text`` is the rest."""
+    m = _STANDARD.match(text)
+    if m is not None:
+        fields = dict(zip(_KEYS, m.groups(), strict=False))
+        if m.group(8) is not None:
+            fields["text"] = m.group(8)
+        return fields
+    return _parse_text_general(text)
+
+
+def _parse_text_general(text: str) -> dict[str, str]:
+    """Keys found anywhere at a word boundary, in any case, whatever the spacing."""
     low = text.lower()
     end = _find_key(low, "text", len(low))
     limit = end if end >= 0 else len(low)
@@ -111,26 +133,94 @@ def parse_text(text: str) -> dict[str, str]:
 
 def parse_receipt(pdu: DeliverSm) -> Receipt | None:
     """The receipt carried by a deliver_sm, or None if it is not one (a mobile-originated SMS)."""
-    if pdu.esm_class & ESM_TYPE_MASK != ESM_DELIVERY_RECEIPT:
+    return _receipt(pdu.esm_class, pdu.data_coding, pdu.short_message, pdu.tlvs, pdu.source_addr)
+
+
+def _receipt(esm_class: int, data_coding: int, short_message: bytes, tlvs: Mapping[int, bytes],
+             source_addr: str) -> Receipt | None:
+    if esm_class & ESM_TYPE_MASK != ESM_DELIVERY_RECEIPT:
         return None
-    fields = parse_text(_text_of(pdu))
-    tlv_id = pdu.tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
+    fields = parse_text(_text_of(short_message, data_coding, tlvs))
+    tlv_id = tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
     message_id = tlv_id.rstrip(b"\0").decode("latin-1") if tlv_id else fields.get("id", "")
-    tlv_state = pdu.tlvs.get(TAG_MESSAGE_STATE)
+    tlv_state = tlvs.get(TAG_MESSAGE_STATE)
     if tlv_state:
         state = MESSAGE_STATES.get(tlv_state[0], "UNKNOWN")
     else:
         stat = fields.get("stat", "").upper()
         state = _STAT_ALIASES.get(stat, stat) or "UNKNOWN"
     error = fields.get("err", "")
-    net = pdu.tlvs.get(TAG_NETWORK_ERROR_CODE)
+    net = tlvs.get(TAG_NETWORK_ERROR_CODE)
     if not error and net and len(net) == 3:
         error = f"{net[0]}:{int.from_bytes(net[1:], 'big')}"
     return Receipt(
         message_id=message_id.strip(), state=state, error=error,
         submit_date=fields.get("submit date", ""), done_date=fields.get("done date", ""),
-        destination=pdu.source_addr,
+        destination=source_addr,
     )
+
+
+_TLV_HEAD = struct.Struct(">HH")
+
+
+def receipt_from_frame(frame: bytes) -> Receipt | None:
+    """``parse_receipt(decode(frame))`` for a whole deliver_sm frame, reading only the fields a
+    receipt needs instead of building the PDU (a receipt comes for every SMS sent); anything
+    unusual (a malformed frame: :class:`PduError`, as ``decode`` raises) goes through ``decode``."""
+    found = _read_deliver_sm(frame)
+    if found is None:
+        pdu = decode(frame)
+        if not isinstance(pdu, DeliverSm):
+            raise PduError(f"not a deliver_sm: command 0x{pdu.command_id:08X}")
+        return parse_receipt(pdu)
+    return _receipt(*found)
+
+
+def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], str] | None:
+    """(esm_class, data_coding, short_message, tlvs, source_addr) of a well-formed deliver_sm
+    (§4.6.1); None when anything is amiss (then ``decode`` says what)."""
+    size = len(frame)
+    if size < 16 or int.from_bytes(frame[:4], "big") != size or \
+            int.from_bytes(frame[4:8], "big") != CommandId.DELIVER_SM:
+        return None
+    end = frame.find(b"\0", 16)  # service_type
+    if end < 0:
+        return None
+    start = end + 3  # source_addr_ton, source_addr_npi
+    end = frame.find(b"\0", start)
+    if end < 0:
+        return None
+    source = frame[start:end].decode("latin-1")
+    end = frame.find(b"\0", end + 3)  # destination_addr, after its ton and npi
+    if end < 0:
+        return None
+    at = end + 1
+    if at + 3 > size:
+        return None
+    esm_class = frame[at]
+    end = frame.find(b"\0", at + 3)  # schedule_delivery_time, after protocol_id, priority_flag
+    if end < 0:
+        return None
+    end = frame.find(b"\0", end + 1)  # validity_period
+    if end < 0 or end + 6 > size:
+        return None
+    data_coding, length = frame[end + 3], frame[end + 5]
+    at = end + 6
+    if at + length > size:
+        return None
+    short_message = frame[at:at + length]
+    at += length
+    tlvs: dict[int, bytes] = {}
+    while at < size:
+        if at + 4 > size:
+            return None
+        tag, length = _TLV_HEAD.unpack_from(frame, at)
+        at += 4
+        if at + length > size:
+            return None
+        tlvs[tag] = frame[at:at + length]
+        at += length
+    return esm_class, data_coding, short_message, tlvs, source
 
 
 def canonical_id(message_id: str) -> str:
@@ -175,10 +265,11 @@ class Correlator:
         """Record a submit id; returns receipts that had arrived before it, now correlated."""
         info = _Sent(tag, part, parts)
         matched: list[Receipt] = []
-        for form in id_forms(message_id):
-            early = self._early.pop(form, None)
-            if early is not None:
-                matched.append(self._tagged(early[1], info))
+        if self._early:  # a receipt rarely overtakes its submit's answer
+            for form in id_forms(message_id):
+                early = self._early.pop(form, None)
+                if early is not None:
+                    matched.append(self._tagged(early[1], info))
         if not matched or not matched[-1].final:
             self._sent[canonical_id(message_id)] = info
             if len(self._sent) > self.capacity:
@@ -187,15 +278,20 @@ class Correlator:
 
     def received(self, receipt: Receipt, now: float) -> Receipt | None:
         """A receipt → itself correlated, or None when held until its submit id shows up."""
-        forms = id_forms(receipt.message_id)
-        for form in forms:
-            info = self._sent.get(form)
-            if info is not None:
-                if receipt.final:
-                    del self._sent[form]
-                return self._tagged(receipt, info)
-        self._early[forms[0]] = (now + self.hold, receipt)
-        return None
+        key = canonical_id(receipt.message_id)
+        info = self._sent.get(key)
+        if info is None:  # the other reading of the id (hex for decimal, or back)
+            for form in id_forms(key)[1:]:
+                info = self._sent.get(form)
+                if info is not None:
+                    key = form
+                    break
+            else:
+                self._early[key] = (now + self.hold, receipt)
+                return None
+        if receipt.final:
+            del self._sent[key]
+        return self._tagged(receipt, info)
 
     def expire(self, now: float) -> list[Receipt]:
         """Held receipts whose time is up, reported uncorrelated (``tag=None``)."""
@@ -210,4 +306,6 @@ class Correlator:
 
     @staticmethod
     def _tagged(receipt: Receipt, info: _Sent) -> Receipt:
-        return replace(receipt, tag=info.tag, part=info.part, parts=info.parts)
+        r = receipt
+        return Receipt(r.message_id, r.state, r.error, r.submit_date, r.done_date, r.destination,
+                       info.tag, info.part, info.parts)

@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator, Sequence
 from hub.outputs.ratelimit import Pacer
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, BindRefused, ConnectionLost, SubmitRefused
-from hub.outputs.smpp.receipts import Correlator, Receipt, parse_receipt
+from hub.outputs.smpp.receipts import Correlator, Receipt, receipt_from_frame
 from hub.outputs.smpp.submit import Concat, SubmitBodies
 
 log = logging.getLogger(__name__)
@@ -518,14 +518,12 @@ class SmppSession:
     def _on_deliver_sm(self, frame: bytes, seq: int) -> None:
         assert self._loop is not None
         try:
-            pdu = p.decode(frame)
+            receipt = receipt_from_frame(frame)
         except p.PduError as exc:
             log.warning("SMPP deliver_sm could not be decoded: %s", exc)
             self._send(p.frame(p.CommandId.DELIVER_SM_RESP, p.Status.ESME_RSYSERR, seq))
             return
         self._send(p.frame(p.CommandId.DELIVER_SM_RESP, 0, seq, b"\0"))
-        assert isinstance(pdu, p.DeliverSm)
-        receipt = parse_receipt(pdu)
         if receipt is None:
             log.info("SMPP mobile-originated message ignored")  # its sender is personal data
             return
