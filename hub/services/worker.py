@@ -178,12 +178,12 @@ class ChannelWorker:
         # recipients: SMTP transactions of 15 recipients would not keep up with 2,500/s).
         self._burst = bucket.burst if channel is not Channel.EMAIL else \
             max(bucket.burst, bucket.rate_per_s * EMAIL_STEP)
-        # E-mail's sends are counted until the server answers DATA (``SmtpProvider``): whenever
-        # the server stamps a message, between our write and its answer, every window holding
-        # that instant counts it, so the log needs no margin for jitter or a stalling server
-        # and may set the pace at the full rate (``Pacer.till_answered``).
+        # Over SMTP and SMPP each send is counted until the peer answers it (DATA's reply, the
+        # submit_sm_resp): whenever the peer stamps it, between our write and its answer, every
+        # window holding that instant counts it, so the log needs no margin for jitter or a
+        # stalling peer and may set the pace at the full rate (``Pacer.till_answered``).
         self._pacer = Pacer.till_answered(bucket.rate_per_s, self._burst) \
-            if channel is Channel.EMAIL and isinstance(provider, SmtpProvider) \
+            if isinstance(provider, SmtpProvider | SmppSmsProvider) \
             else Pacer.for_rate(bucket.rate_per_s, self._burst)
         if isinstance(provider, SmppSmsProvider) and not self._pacer.unlimited:
             provider.pool.pacer = self._pacer  # taken per submit_sm, as it is written

@@ -317,3 +317,29 @@ async def test_a_submit_cancelled_before_its_response_leaves_the_session_reading
     peer.wait_submits(1)
     ids = await asyncio.wait_for(s.submit("+32470000002", [b"second"], 0, "1789"), 3.0)
     assert len(ids) == 1 and s.alive
+
+
+async def test_paced_submits_count_until_the_smsc_answers(smsc: StartSmsc, closing: list[Any]) -> None:
+    """With a pacer, each submit_sm counts in its send log from the write until the SMSC's
+    answer (it takes the submit in somewhere between), throttled answers and resends included,
+    and no ticket is left open."""
+    from hub.outputs.ratelimit import Pacer
+
+    peer = smsc("--throttle-every", "10")
+    s = await opened(peer, closing, window=16, throttle_pause=0.01)
+    pacer = Pacer.till_answered(100_000, 100)
+    assert pacer.window is not None
+    seen: list[int] = []
+    answered = pacer.answered
+
+    def spy(ticket: Any) -> None:
+        seen.append(pacer.window.open if pacer.window is not None else -1)
+        answered(ticket)
+
+    pacer.answered = spy  # type: ignore[method-assign]
+    dests = [f"3247200{i:04d}" for i in range(50)]
+    await asyncio.gather(*(s.submit(d, [b"x"], 0, "1789", pacer=pacer) for d in dests))
+    subs = peer.wait_submits(55)
+    assert len(seen) == len(subs) and max(seen) >= 1  # one answer per submit_sm, each open till then
+    assert pacer.window.open == 0
+    assert pacer.window.in_window(asyncio.get_running_loop().time()) == len(subs)

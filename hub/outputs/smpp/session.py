@@ -44,7 +44,7 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
-from hub.outputs.ratelimit import Pacer
+from hub.outputs.ratelimit import Pacer, Ticket
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, BindRefused, ConnectionLost, SubmitRefused
 from hub.outputs.smpp.receipts import Correlator, Receipt, receipt_from_frame
@@ -313,11 +313,15 @@ class SmppSession:
             if delay > 0:
                 await asyncio.sleep(delay)
             await self._acquire()
+            ticket: Ticket | None = None
             try:
                 paced = pacer is not None and not pacer.unlimited
                 if paced:
                     assert pacer is not None
-                    await pacer.pace(cost)
+                    # Counted from the write until the SMSC's answer: it takes the submit in
+                    # somewhere between the two (see hub.outputs.ratelimit.SendWindow).
+                    await pacer.reserve(cost)
+                    ticket = await pacer.admit(cost, answered=False)
                     if self._lost is not None:
                         raise self._lost_error()
                 seq = self._next_seq()
@@ -325,6 +329,8 @@ class SmppSession:
                 resp = await self._request(seq, data, tag, part, parts, paced)
             finally:
                 self._release()
+                if pacer is not None:
+                    pacer.answered(ticket)
             status = resp.command_status
             if not status:
                 self._slow_streak = 0
