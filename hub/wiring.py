@@ -66,6 +66,7 @@ KNOWN_ROLES = ALL_ROLES | frozenset(WORKER_ROLES)
 # With RabbitMQ, a queued delivery not taken by a worker within this time is published again
 # at start-up (workers skip what was already sent).
 REPUBLISH_AFTER = timedelta(minutes=10)
+ROUTER_LEAVE_SHARE = 0.5  # of a large hand-over's time left to channel workers in the same process
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -242,7 +243,10 @@ class Hub:
         executor = ThreadPoolExecutor(max(1, settings.ingest.threads), thread_name_prefix="cap")
         ingest = Ingest(store, broker, identity, settings, executor=executor)
         members = Members(store, store, executor=executor)
-        router = Router(store, broker, executor=executor, simulation=settings.simulation.enabled)
+        # With channel workers in this process, a large plan's hand-over leaves them half the time.
+        shared = "worker" in roles or any(r in WORKER_ROLES for r in roles)
+        router = Router(store, broker, executor=executor, simulation=settings.simulation.enabled,
+                        leave_share=ROUTER_LEAVE_SHARE if shared and "router" in roles else 0.0)
         hub = cls(settings, data, store, broker, identity, ingest, members, router, Metrics(), executor,
                   created)
         if "router" in roles:

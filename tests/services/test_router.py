@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,43 @@ async def test_the_first_batch_is_handed_over_before_the_rest_is_stored(
     batches = await queued(hub, "deliver.email")
     ids = [d[0] for b in batches for d in json.loads(b.body)["deliveries"]]
     assert len(ids) == len(set(ids)) == email
+
+
+async def test_a_shared_process_leaves_the_workers_time_during_a_large_hand_over(
+        hub: Hub, keypairs: dict[str, tuple[bytes, bytes]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``leave_share`` the router waits after each chunk it stored and published, as long
+    as the chunk took times share / (1 - share); without, it never waits."""
+    import hub.services.router as router_module
+
+    monkeypatch.setattr(router_module, "STORE_CHUNK", 200)
+    rows = [b"naam;gsm;telefoon;e-mail;taal"] + [f"M{i};;;m{i}@example.org;nl".encode() for i in range(650)]
+    await hub.members.import_csv(ADMIN, "plp-a", b"\n".join(rows) + b"\n")
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, *args: Any) -> Any:
+        if sys._getframe(1).f_code.co_filename == router_module.__file__:
+            waits.append(delay)
+        return await real_sleep(delay, *args)
+
+    monkeypatch.setattr(router_module.asyncio, "sleep", sleep)
+    for share, ident in ((0.0, "L-0"), (0.5, "L-5")):
+        waits.clear()
+        router = Router(hub.store, hub.broker, batch_size=100, leave_share=share)
+        campaign = await router.route(await post(hub, keypairs, cap(ident, params=EMAIL_ONLY)))
+        assert campaign is not None and campaign.state is CampaignState.SENDING
+        # 652 deliveries in chunks of 100, 200, 200, 152: a wait after each but the last
+        assert len(waits) == (3 if share else 0) and all(w > 0 for w in waits)
+    with pytest.raises(ValueError):
+        Router(hub.store, hub.broker, leave_share=1.0)
+
+
+async def test_serve_leaves_its_workers_time_a_router_alone_does_not(tmp_path: Path) -> None:
+    together = await Hub.start(Settings(data_dir=str(tmp_path / "a")), tmp_path / "a")
+    alone = await Hub.start(Settings(data_dir=str(tmp_path / "b")), tmp_path / "b",
+                            roles=frozenset({"router"}))
+    try:
+        assert together.router.leave_share == 0.5 and alone.router.leave_share == 0.0
+    finally:
+        await together.stop()
+        await alone.stop()
