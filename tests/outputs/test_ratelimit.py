@@ -9,7 +9,14 @@ import random
 
 import pytest
 
-from hub.outputs.ratelimit import DEFAULT_WINDOW_SHARE, Pacer, SendWindow, TokenBucket, acquire
+from hub.outputs.ratelimit import (
+    ANSWER_SLACK,
+    DEFAULT_WINDOW_SHARE,
+    Pacer,
+    SendWindow,
+    TokenBucket,
+    acquire,
+)
 
 SECONDS = 30.0
 
@@ -306,27 +313,30 @@ def test_pacer_settings() -> None:
 # -- sends counted until the peer answers (SMTP's DATA) ------------------------------------
 
 
-def peer_run(answered_at_once: bool, seed: int, limit: float = 2475, step: float = 25,
-             connections: int = 4, seconds: float = 12.0) -> tuple[list[tuple[float, float]], float]:
-    """Senders on ``connections`` connections sending ``step`` tokens whenever the window lets
-    them, to a peer that stamps each send between our write and its answer: normally 1-3 ms
-    after the write, but the peer stalls now and then (up to 150 ms) and then stamps its backlog
-    at once. Returns the peer's stamps (time, tokens) and the mean rate of the sends."""
+def peer_run(answered_at_once: bool, seed: int, step: float = 25, connections: int = 4,
+             seconds: float = 12.0, delay: float = 0.0, stalls: bool = True,
+             ) -> tuple[list[tuple[float, float]], float]:
+    """Senders on ``connections`` connections sending ``step`` tokens whenever the log of
+    ``Pacer.till_answered(2500, step)`` lets them, to a peer ``delay`` seconds away each way
+    that stamps each send 1-3 ms after it arrives and answers 0.5 ms later; with ``stalls`` the
+    peer stalls now and then (up to 150 ms) and then stamps its backlog at once. Returns the
+    peer's stamps (time, tokens) and the mean rate of the sends."""
     rng = random.Random(seed)
-    stalls: list[tuple[float, float]] = []
+    pauses: list[tuple[float, float]] = []
     at = 0.3
-    while at < seconds:
+    while stalls and at < seconds:
         length = rng.uniform(0.02, 0.15)
-        stalls.append((at, at + length))
+        pauses.append((at, at + length))
         at += length + rng.uniform(0.2, 1.5)
 
     def stamped(t: float) -> float:
-        for start, end in stalls:
-            if start <= t < end:
+        for begin, end in pauses:
+            if begin <= t < end:
                 return end
         return t
 
-    window = SendWindow(limit)
+    window = Pacer.till_answered(2500, step).window
+    assert window is not None
     busy_until = [0.0] * connections
     stamps: list[tuple[float, float]] = []
     now, sent = 0.0, 0.0
@@ -339,8 +349,8 @@ def peer_run(answered_at_once: bool, seed: int, limit: float = 2475, step: float
         for c in range(connections):
             if busy_until[c] <= now and window.delay(step, now) <= 0:
                 entry = window.add(step, now, open=not answered_at_once)
-                stamp = stamped(now + rng.uniform(0.001, 0.003))
-                answer = stamp + 0.0005
+                stamp = stamped(now + delay + rng.uniform(0.001, 0.003))
+                answer = stamp + 0.0005 + delay
                 stamps.append((stamp, step))
                 sent += step
                 busy_until[c] = answer
@@ -354,13 +364,25 @@ def peer_run(answered_at_once: bool, seed: int, limit: float = 2475, step: float
 @pytest.mark.parametrize("seed", range(5))
 def test_sends_counted_until_answered_never_overfill_the_peers_window(seed: int) -> None:
     stamps, mean = peer_run(answered_at_once=False, seed=seed)
-    assert max_window(stamps) <= 2475
-    assert mean >= 0.9 * 2475  # the stalls cost what they hold up, no more
+    assert max_window(stamps) <= 2500
+    assert mean >= 0.9 * 2500  # the stalls cost what they hold up, no more
 
 
 def test_sends_counted_only_when_written_overfill_a_stalling_peers_window() -> None:
     """Why: a peer that stalls stamps what it read meanwhile at once, late, in the next window."""
-    assert max(max_window(peer_run(answered_at_once=True, seed=seed)[0]) for seed in range(5)) > 2475
+    assert max(max_window(peer_run(answered_at_once=True, seed=seed)[0]) for seed in range(5)) > 2500
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.2])
+def test_a_steady_delay_costs_no_throughput(delay: float) -> None:
+    """A peer far away answers late every time: only what a send waits beyond the shortest
+    recent delay counts, so the rate stays at the log's limit (counted whole, 30 ms each way
+    would have cost 6%)."""
+    stamps, _ = peer_run(answered_at_once=False, seed=1, delay=delay, stalls=False, connections=64,
+                         seconds=6.0)
+    assert max_window(stamps) <= 2500
+    steady = sum(n for t, n in stamps if 2.0 <= t < 5.0) / 3.0  # once the steady delay is known
+    assert steady >= 0.97 * 2500
 
 
 def test_send_window_open_sends() -> None:
@@ -371,11 +393,15 @@ def test_send_window_open_sends() -> None:
     assert window.delay(3, 1.2) == 0.0  # the 3 answered ones left; the open 4 still count
     assert window.in_window(1.2) == 4
     assert window.delay(7, 1.2) == float("inf")  # room only once the 4 are answered
-    window.close(a, 1.5)
+    window.close(a, 1.5)  # the first answer: no steady delay known, it counts whole
     window.close(a, 9.0)  # again: no change
     assert window.open == 0
     assert window.delay(7, 1.6) == pytest.approx(0.9, abs=1e-5)  # the 4 leave at 1.5 + 1
-    assert window.delay(7, 2.6) == 0.0 and window.in_window(2.6) == 0
+    window.close(window.add(1, 2.4, open=True), 2.5)  # 0.1 s, a second after the first answer
+    b = window.add(5, 3.0, open=True)
+    window.close(b, 3.4)  # 0.4 s: 0.3 s beyond the shortest, so it counts until 3.3 + 1
+    assert window.delay(6, 4.2) == pytest.approx(0.1, abs=1e-5)
+    assert window.delay(5, 4.2) == 0.0
 
 
 async def test_pacer_admit_waits_for_an_answer_when_only_open_sends_fill_the_window() -> None:
@@ -411,4 +437,5 @@ def test_without_spacing_a_stall_is_made_up_within_the_window() -> None:
 def test_till_answered_pacer_runs_at_the_full_rate() -> None:
     pacer = Pacer.till_answered(2500, 25)
     assert pacer.window is not None and pacer.window.limit == 2500
+    assert pacer.window.span == 1 + ANSWER_SLACK
     assert pacer.bucket.refill_per_s == 2500
