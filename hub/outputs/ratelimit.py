@@ -48,11 +48,9 @@ concurrent senders cannot both slip through.
 (SMTP's reply to DATA, SMPP's submit_sm_resp), a send may be admitted *open* and counted until
 the answer, less the steady part of the peer's delay: then a peer that stalls and reads a
 backlog at once cannot fill a window above the log's limit (see :class:`SendWindow`), and
-:meth:`Pacer.till_answered` runs with no spacing, its log at the rate over windows
-``ANSWER_SLACK`` longer than a second.
-The channel workers pace SMTP and SMPP so. A sink that stalled now and then had shown 2,550
-in one second at 2,500/s with sends counted as written; counted until answered, at most the
-rate in any second at the peer, and 98.9-99.5% of it over 30 s.
+:meth:`Pacer.till_answered` runs at the rate with no spacing. The channel workers pace SMTP
+and SMPP so. A sink that stalled now and then had shown 2,550 in one second at 2,500/s with
+sends counted as written; counted until answered, at most the rate in any second at the peer.
 """
 
 from __future__ import annotations
@@ -67,7 +65,7 @@ DEFAULT_BURST_SHARE = 0.006
 DEFAULT_HEADROOM = 0.004
 DEFAULT_WINDOW_SHARE = 0.993
 CATCH_UP = 0.1  # seconds of tokens a till-answered pacer's bucket banks for after a stall
-ANSWER_SLACK = 0.005  # s added to the span of a till-answered log: the steady delay's own jitter
+FLOOR_SLACK = 0.005  # s of the shortest delay still counted: stamps may come sooner by its jitter
 DEFAULT_MEAN_SHARE = 0.988
 INF = float("inf")
 FLOOR_SPAN = 10.0  # seconds of answers whose shortest delay every stamp is taken to lag by
@@ -188,19 +186,18 @@ class SendWindow:
     send of it. So a peer that stalls and then reads a backlog at once sees no window above the
     limit: its answers come late and hold the sends after them back.
 
-    Once answered, a send counts until ``span`` after its send plus the part of its delay
-    beyond the shortest delay of the answers of the last ``FLOOR_SPAN`` seconds (in the first
-    ``FLOOR_AFTER`` seconds of answers, counted whole: no steady delay is known yet). Counted whole,
-    a steady delay would cost throughput (a peer 50 ms away would get 95% of the limit), yet it
-    moves every stamp alike and bunches none: the network's round trip and the peer's usual
-    handling are left out, what a stall adds is counted. (This reads each stamp as lagging its
-    write by that shortest delay less the answer's way back; a stamp that comes sooner than
-    the shortest delay so far, by up to the jitter of that delay, is covered by a span a
-    little longer than the window at the peer: ``ANSWER_SLACK`` in :meth:`Pacer.till_answered`.)
-    Where
-    every send is counted so, the spacing has nothing left to guard against and may be turned
-    off (``ahead_share=None``): what a stall of our own held back may then go as soon as the
-    window has room, and the stall costs no throughput.
+    Once answered, a send counts until ``span`` after its answer, less the shortest delay of
+    the answers of the last ``FLOOR_SPAN`` seconds beyond ``FLOOR_SLACK`` (in the first
+    ``FLOOR_AFTER`` seconds of answers it counts whole: no steady delay is known yet). Counted
+    whole, a steady delay would cost throughput (a peer 50 ms away would get 95% of the limit),
+    yet it moves every stamp alike and bunches none: the network's round trip and the peer's
+    usual handling are left out, what a stall adds is counted. This reads each stamp as
+    lagging its write by that shortest delay less the answer's way back; ``FLOOR_SLACK`` of it
+    stays counted for stamps that come sooner by the jitter of that delay (a peer on this
+    machine, a few ms away, is thus counted whole). Where every send is counted so, the
+    spacing has nothing left to guard against and may be turned off (``ahead_share=None``):
+    what a stall of our own held back may then go as soon as the window has room, and the
+    stall costs no throughput.
     Pure: the caller passes the time."""
 
     def __init__(self, limit: float, span: float = 1.0, *, ahead_share: float | None = AHEAD_SHARE) -> None:
@@ -274,7 +271,7 @@ class SendWindow:
         if self._first is None:
             self._first = now
         floor = floors[0][1] if now - self._first >= FLOOR_AFTER else 0.0  # no steady delay known yet
-        entry[2] = entry[0] + delay - floor
+        entry[2] = now - max(0.0, floor - FLOOR_SLACK)
         self._open -= 1
 
     @property
@@ -313,15 +310,14 @@ class Pacer:
                       clock: Callable[[], float] = time.monotonic,
                       sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> Pacer:
         """A pacer for a sender that admits every send with ``answered=False`` and reports each
-        answer (SMTP's DATA, SMPP's submit_sm_resp): its log holds the rate over spans of
-        1 s + ``ANSWER_SLACK`` with no spacing (see :class:`SendWindow`), so a stall of ours is
-        made up as soon as the window has room."""
+        answer (SMTP's DATA, SMPP's submit_sm_resp): its log holds the rate with no spacing
+        (see :class:`SendWindow`), so a stall of ours is made up as soon as the window has
+        room."""
         # The bucket may bank CATCH_UP seconds of tokens: what a stall of ours held back then
         # goes once it ends (the log still caps every second), where a small bucket loses it.
         bucket = TokenBucket(rate_per_s, max(burst, rate_per_s * CATCH_UP) if rate_per_s else 0.0,
                              clock=clock, mean_share=1.0)
-        return cls(bucket, window_share=1.0, ahead_share=None, span=1.0 + ANSWER_SLACK, clock=clock,
-                   sleep=sleep)
+        return cls(bucket, window_share=1.0, ahead_share=None, clock=clock, sleep=sleep)
 
     def __init__(self, bucket: TokenBucket, *, window_share: float = DEFAULT_WINDOW_SHARE,
                  ahead_share: float | None = AHEAD_SHARE, span: float = 1.0,
