@@ -3,6 +3,7 @@ providers, rate limits on.
 
     PYTHONPATH=. .venv/bin/python bench/rate_precision.py [--seconds 30] [--sms-rate 500]
                                                           [--email-rate 2500] [--only sms|email]
+                                                          [--runs N]
 
 SMS at ``--sms-rate`` parts/s to the node-smpp SMSC (tests/peers/smsc), e-mail at
 ``--email-rate`` recipients/s to an aiosmtpd sink in a child process, each for ``--seconds``
@@ -75,6 +76,7 @@ class FileSmsc:
         self._out.close()
 
 
+RESULTS: list[tuple[str, float, float]] = []  # (channel, achieved / setting, fullest second / setting)
 SENDS: list[tuple[float, float]] = []  # (time.time(), tokens) of every paced send in this process
 
 
@@ -116,6 +118,7 @@ def report(what: str, setting: float, times: list[float], weights: list[int] | N
           f"the first arrival")
     within = abs(rate - setting) <= 0.02 * setting
     never_above = peak <= setting
+    RESULTS.append((what, rate / setting, peak / setting))
     print(f"  {what} at the peer, {setting:.0f}/s: achieved {rate:8.1f}/s = {rate / setting:.4f}x "
           f"(within 2%: {verdict(within)}); max in any 1-s window {peak} = {peak / setting:.4f}x "
           f"(never above: {verdict(never_above)}); {sum(weights or [1] * len(times))} over "
@@ -173,11 +176,30 @@ def main() -> None:
     ap.add_argument("--email-rate", type=float, default=2500.0)
     ap.add_argument("--only", choices=["sms", "email"])
     ap.add_argument("--pool", type=int, default=4, help="SMTP connections (default 4, the setting's default)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run it this many times and summarise (this machine is noisy)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    ok = True
     with running_sink() as (port, _, log_path):
-        ok = asyncio.run(bench(args, port, log_path))
+        for _ in range(args.runs):
+            ok &= asyncio.run(bench(args, port, log_path))
+    if args.runs > 1:
+        summarise()
     print("targets met" if ok else "targets MISSED")
+
+
+def summarise() -> None:
+    """Per channel, over the runs: the achieved rates and the fullest seconds, as ratios of the
+    setting, and in how many runs each target held."""
+    for what in dict.fromkeys(r[0] for r in RESULTS):
+        rates = sorted(r[1] for r in RESULTS if r[0] == what)
+        peaks = [r[2] for r in RESULTS if r[0] == what]
+        within = sum(1 for x in rates if abs(x - 1) <= 0.02)
+        below = sum(1 for x in peaks if x <= 1)
+        print(f"  {what} over {len(rates)} runs: achieved {rates[0]:.4f}x .. {rates[len(rates) // 2]:.4f}x "
+              f"(median) .. {rates[-1]:.4f}x, within 2% in {within}; fullest second at most "
+              f"{max(peaks):.4f}x, never above in {below}")
 
 
 if __name__ == "__main__":
