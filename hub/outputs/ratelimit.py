@@ -64,12 +64,13 @@ from dataclasses import dataclass
 DEFAULT_BURST_SHARE = 0.006
 DEFAULT_HEADROOM = 0.004
 DEFAULT_WINDOW_SHARE = 0.993
-CATCH_UP = 0.1  # seconds of tokens a till-answered pacer's bucket banks for after a stall
-FLOOR_SLACK = 0.005  # s of the shortest delay still counted: stamps may come sooner by its jitter
 DEFAULT_MEAN_SHARE = 0.988
 INF = float("inf")
+# Sends counted until answered (SendWindow, Pacer.till_answered):
 FLOOR_SPAN = 10.0  # seconds of answers whose shortest delay every stamp is taken to lag by
 FLOOR_AFTER = 1.0  # seconds of answers counted whole first (a peer warming up is slow, then bunches)
+FLOOR_SLACK = 0.005  # s of the shortest delay still counted: stamps may come sooner by its jitter
+CATCH_UP = 0.1  # seconds of tokens a till-answered pacer's bucket banks for after a stall
 AHEAD_SHARE = 0.004  # how far a send may run ahead of the spacing: this share of the limit, or itself
 
 
@@ -256,8 +257,8 @@ class SendWindow:
         return entry
 
     def close(self, entry: list[float], now: float) -> None:
-        """The peer answered the open send ``entry`` at ``now`` (idempotent). It counts on for
-        ``span`` after its send plus the part of its delay beyond the shortest recent one (see
+        """The peer answered the open send ``entry`` at ``now`` (idempotent). It counts on until
+        ``span`` after the answer, less the shortest recent delay beyond ``FLOOR_SLACK`` (see
         the class docstring)."""
         if entry[2] != INF:
             return
@@ -320,7 +321,7 @@ class Pacer:
         return cls(bucket, window_share=1.0, ahead_share=None, clock=clock, sleep=sleep)
 
     def __init__(self, bucket: TokenBucket, *, window_share: float = DEFAULT_WINDOW_SHARE,
-                 ahead_share: float | None = AHEAD_SHARE, span: float = 1.0,
+                 ahead_share: float | None = AHEAD_SHARE,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         if not 0 < window_share <= 1:
@@ -328,7 +329,6 @@ class Pacer:
         self.bucket = bucket
         self._share = window_share
         self._ahead = ahead_share
-        self._span = span
         self._clock = clock
         self._sleep = sleep
         self.window = self._new_window()
@@ -336,7 +336,7 @@ class Pacer:
 
     def _new_window(self) -> SendWindow | None:
         rate = self.bucket.rate_per_s
-        return SendWindow(rate * self._share, self._span, ahead_share=self._ahead) if rate else None
+        return SendWindow(rate * self._share, ahead_share=self._ahead) if rate else None
 
     @property
     def unlimited(self) -> bool:
@@ -373,8 +373,8 @@ class Pacer:
         """The send log's part alone: wait until ``n`` tokens fit in the last second of sends,
         and record them as sent now. ``answered=False``: the send counts until the peer's
         answer, which the caller reports with :meth:`answered` and the ticket returned (see
-        :class:`SendWindow`); that is how SMTP's DATA is counted, as the server stamps it
-        somewhere between our write and its reply."""
+        :class:`SendWindow`); that is how SMTP's DATA and SMPP's submit_sm are counted, as the
+        peer stamps them somewhere between our write and its answer."""
         window = self.window
         while window is not None and not self.bucket.unlimited:
             wait = window.delay(n, self._clock())
