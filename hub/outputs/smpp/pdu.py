@@ -312,14 +312,28 @@ class _Cursor:
         return value
 
     def tlvs(self) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
-        while self.pos < len(self.data):
-            if self.pos + 4 > len(self.data):
-                raise PduError("truncated TLV header")
-            tag, length = struct.unpack_from(">HH", self.data, self.pos)
-            self.pos += 4
-            out[tag] = self.octets(length)
+        out = read_tlvs(self.data, self.pos)
+        self.pos = len(self.data)
         return out
+
+
+_TLV_HEAD = struct.Struct(">HH")
+
+
+def read_tlvs(data: bytes, pos: int) -> dict[int, bytes]:
+    """The TLVs from ``pos`` to the end of a frame; :class:`PduError` if one is cut short."""
+    out: dict[int, bytes] = {}
+    size = len(data)
+    while pos < size:
+        if pos + 4 > size:
+            raise PduError("truncated TLV header")
+        tag, length = _TLV_HEAD.unpack_from(data, pos)
+        pos += 4
+        if pos + length > size:
+            raise PduError(f"body truncated: {length} octets wanted at offset {pos}")
+        out[tag] = data[pos:pos + length]
+        pos += length
+    return out
 
 
 def _decode_sm(

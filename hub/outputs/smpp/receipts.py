@@ -26,7 +26,6 @@ are matched).
 from __future__ import annotations
 
 import re
-import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from hub.outputs.smpp.pdu import (
     DeliverSm,
     PduError,
     decode,
+    read_tlvs,
 )
 
 # message_state TLV values (§5.2.28) → the stat words of the text form.
@@ -160,9 +160,6 @@ def _receipt(esm_class: int, data_coding: int, short_message: bytes, tlvs: Mappi
     )
 
 
-_TLV_HEAD = struct.Struct(">HH")
-
-
 def receipt_from_frame(frame: bytes) -> Receipt | None:
     """``parse_receipt(decode(frame))`` for a whole deliver_sm frame, reading only the fields a
     receipt needs instead of building the PDU (a receipt comes for every SMS sent); anything
@@ -178,7 +175,8 @@ def receipt_from_frame(frame: bytes) -> Receipt | None:
 
 def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], str] | None:
     """(esm_class, data_coding, short_message, tlvs, source_addr) of a well-formed deliver_sm
-    (§4.6.1); None when anything is amiss (then ``decode`` says what)."""
+    (§4.6.1); None when anything before the TLVs is amiss (then ``decode`` says what);
+    :class:`PduError` from :func:`read_tlvs` for a cut TLV, as ``decode`` raises."""
     size = len(frame)
     if size < 16 or int.from_bytes(frame[:4], "big") != size or \
             int.from_bytes(frame[4:8], "big") != CommandId.DELIVER_SM:
@@ -209,18 +207,7 @@ def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], s
     if at + length > size:
         return None
     short_message = frame[at:at + length]
-    at += length
-    tlvs: dict[int, bytes] = {}
-    while at < size:
-        if at + 4 > size:
-            return None
-        tag, length = _TLV_HEAD.unpack_from(frame, at)
-        at += 4
-        if at + length > size:
-            return None
-        tlvs[tag] = frame[at:at + length]
-        at += length
-    return esm_class, data_coding, short_message, tlvs, source
+    return esm_class, data_coding, short_message, read_tlvs(frame, at + length), source
 
 
 def canonical_id(message_id: str) -> str:
