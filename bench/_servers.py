@@ -99,5 +99,6 @@ class Server:
         self._out.close()
 
     def tail(self, lines: int = 20) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

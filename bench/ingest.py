@@ -12,6 +12,12 @@ Every figure is printed beside a baseline measured in the same run, because this
 shared and noisy: the same client, the same N, C and bodies, against a trivial aiohttp
 server (also a separate process) whose POST handler reads the body and answers 202. The
 ratio is what to compare between runs. Targets: p99 < 50 ms and >= 500 alerts/s.
+
+A second reference, the crypto floor (bench/_crypto_floor.py, one copy per core on one
+port): a server that only verifies each body's signature with bare signxml and answers an
+Ack signed with bare signxml, which any hub that checks signatures and answers signed must
+do at least. On this machine that floor is far below the trivial server: it says what the
+machine allows a signing hub at that moment, and the ratio to it what cap-hub adds.
 CPU time per request is printed for the server (user + system, all its threads and the worker
 processes it started, from /proc, where it exists) and for the client (this process), as the
 client shares the machine. `--api-only` runs `cap-hub api` (needs CAPHUB_AMQP_URL): ingest
@@ -47,6 +53,7 @@ TARGET_P99_MS = 50.0
 TARGET_RATE = 500.0
 SENDER = "bench@example.be"
 ENTITY, ACCOUNT = "Bench", "bench-account"
+FLOOR_PROCESSES = os.cpu_count() or 1  # the floor server's copies: one per core
 WARMUP = 64  # requests per server before timing (connections opened, code paths warm)
 
 # The baseline: a trivial aiohttp server whose POST handler reads the body and answers 202.
@@ -108,6 +115,17 @@ def build_alerts(count: int, key_pem: bytes, cert_pem: bytes, tag: str) -> list[
         docs.append(sign(doc.encode(), key_pem, cert_pem))
     return docs
 
+
+
+def crypto_floor(tmp: Path, key_pem: bytes, cert_pem: bytes) -> Server:
+    """bench/_crypto_floor.py on a free port: bare signxml verify + a signed Ack, on every core."""
+    cert, key = tmp / "floor-cert.pem", tmp / "floor-key.pem"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    port = free_port()
+    argv = [sys.executable, str(ROOT / "bench" / "_crypto_floor.py"), str(port), str(cert), str(key),
+            str(FLOOR_PROCESSES)]
+    return Server("crypto floor", argv, port, tmp / "floor.log")
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -240,16 +258,25 @@ def main() -> int:
 
         base = run_client(baseline, warmup, bodies, c, token, 202)
         ours = run_client(hub, warmup, bodies, c, token, 201)
+        hub.stop()  # leaves the machine to the floor
+        floor_server = crypto_floor(tmp, key_pem, cert_pem)
+        servers.append(floor_server)
+        floor_server.wait_healthy()
+        floor = run_client(floor_server, warmup, bodies, c, token, 201)
 
         print(line("baseline (read, 202)", base, 202))
+        print(line(f"crypto floor ({FLOOR_PROCESSES} proc.)", floor, 201))
         print(line(f"cap-hub {command}: POST /cap", ours, 201))
         print(f"  ratio                     {ours.rate() / base.rate():9.3f}x throughput, "
               f"p50 {ours.pct(50) / base.pct(50):.1f}x, p99 {ours.pct(99) / base.pct(99):.1f}x the baseline")
+        print(f"  ratio to the floor        {ours.rate() / floor.rate():9.3f}x throughput, "
+              f"p50 {ours.pct(50) / floor.pct(50):.1f}x, p99 {ours.pct(99) / floor.pct(99):.1f}x the floor")
         ok_rate = "met" if ours.rate() >= TARGET_RATE else "MISSED"
         ok_p99 = "met" if ours.pct(99) < TARGET_P99_MS else "MISSED"
         print(f"  targets                   >= {TARGET_RATE:,.0f} alerts/s: {ok_rate} ({ours.rate():,.0f}); "
               f"p99 < {TARGET_P99_MS:g} ms: {ok_p99} ({ours.pct(99):.1f} ms)")
         report_unexpected("baseline", base, 202)
+        report_unexpected("crypto floor", floor, 201)
         report_unexpected("cap-hub", ours, 201)
         if ours.statuses[201] != n:
             print("  INVALID RUN: not every alert was accepted, so the cap-hub figures do not measure "
