@@ -121,7 +121,8 @@ class SimulatorSmsProvider:
                 delay = round(rnd.uniform(*self.late_after), 1)  # grouped: one timer per tenth
                 late.setdefault(delay, []).extend(
                     Receipt(mid, state, "" if state == "DELIVRD" else "001", tag=tag, part=i + 1,
-                            parts=len(ids)) for i, mid in enumerate(ids))
+                            parts=len(ids), submit_id=mid if tag is not None else "")
+                    for i, mid in enumerate(ids))
                 out.append(SmsOutcome(number, True, sms.part_count, message_ids=ids))
             elif rnd.random() < self.delivery_ratio:
                 out.append(SmsOutcome(number, True, sms.part_count))

@@ -77,7 +77,7 @@ from hub.outputs.email_render import render_email
 from hub.outputs.email_smtp import EmailProvider, Outcome, SmtpProvider
 from hub.outputs.ratelimit import Pacer, TokenBucket
 from hub.outputs.simulator import SimulatorSmsProvider, SmsOutcome, SmsProvider
-from hub.outputs.smpp.receipts import Receipt, id_forms
+from hub.outputs.smpp.receipts import Receipt, canonical_id, id_forms
 from hub.outputs.sms_smpp import SmppSmsProvider
 from hub.outputs.sms_text import Policy, SmsText, sms_cost, sms_text
 from hub.services.alert_cache import AlertCache
@@ -347,14 +347,17 @@ class ChannelWorker:
             # A submitted SMS is billed, delivered or not, at its number's price.
             cost = float(self._prices.sms(number, result.parts))
             if result.ok and result.message_ids:
+                # Indexed in canonical form, as receipts look them up (an SMSC may answer
+                # "00EE6B2800" and put "ee6b2800" or "4000000000" in the receipt).
                 n = len(result.message_ids)
-                ids.submitted.extend((delivery_id, mid, i + 1, n)
+                ids.submitted.extend((delivery_id, canonical_id(mid), i + 1, n)
                                      for i, mid in enumerate(result.message_ids))
                 out.append(((delivery_id, DeliveryState.SUBMITTED, None, result.parts, cost), False))
             elif result.ok:
                 out.append(((delivery_id, DeliveryState.DELIVERED, None, result.parts, cost), False))
             else:
-                ids.superseded.extend((delivery_id, mid, 0, sms.part_count) for mid in result.partial_ids)
+                ids.superseded.extend((delivery_id, canonical_id(mid), 0, sms.part_count)
+                                      for mid in result.partial_ids)
                 out.append(((delivery_id, DeliveryState.FAILED, result.reason, result.parts, cost),
                             not result.permanent))
         return out
@@ -458,7 +461,9 @@ class ChannelWorker:
 def _receipt_row(receipt: Receipt) -> tuple[tuple[str, ...], int | None, int, int, bool, str | None]:
     reason = None if receipt.delivered else receipt.state + (f" err:{receipt.error}" if receipt.error else "")
     tag = receipt.tag if isinstance(receipt.tag, int) else None
-    return id_forms(receipt.message_id), tag, receipt.part, receipt.parts, receipt.delivered, reason
+    # Correlated in memory: the one id the index holds (or will hold) for this part.
+    forms = (receipt.submit_id,) if receipt.submit_id and tag is not None else id_forms(receipt.message_id)
+    return forms, tag, receipt.part, receipt.parts, receipt.delivered, reason
 
 
 async def record_receipts(store: CampaignStore, broker: Broker,

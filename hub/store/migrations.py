@@ -332,6 +332,24 @@ DROP INDEX deliveries_campaign;
 CREATE INDEX deliveries_campaign ON deliveries (campaign_id, state, channel, language, updated_at, cost_eur);
 """
 
+V9 = """
+-- SMSC message ids in the index in canonical form (lower case, no leading zeros, as receipts
+-- look them up): ids stored as the SMSC wrote them ("00EE6B2800") were never found by their
+-- receipts, which wrote a second row for the same part instead. That part's row still waiting
+-- beside a final one is the stale half of such a pair and goes.
+DELETE FROM delivery_messages AS old WHERE old.state IS NULL
+    AND old.message_id != COALESCE(NULLIF(ltrim(lower(trim(old.message_id)), '0'), ''),
+                                   CASE WHEN trim(old.message_id) = '' THEN '' ELSE '0' END)
+    AND EXISTS (SELECT 1 FROM delivery_messages AS twin WHERE twin.delivery_id = old.delivery_id
+                AND twin.part = old.part AND twin.message_id != old.message_id
+                AND twin.state IS NOT NULL);
+UPDATE OR IGNORE delivery_messages SET message_id =
+    COALESCE(NULLIF(ltrim(lower(trim(message_id)), '0'), ''),
+             CASE WHEN trim(message_id) = '' THEN '' ELSE '0' END)
+WHERE message_id != COALESCE(NULLIF(ltrim(lower(trim(message_id)), '0'), ''),
+                             CASE WHEN trim(message_id) = '' THEN '' ELSE '0' END);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
@@ -341,6 +359,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (6, V6),
     (7, V7),
     (8, V8),
+    (9, V9),
 ]
 
 _VERSION_TABLE = """

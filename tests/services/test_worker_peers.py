@@ -163,3 +163,31 @@ async def test_email_over_smtp_with_one_refused_recipient(tmp_path: Path, keypai
     assert mails["luc@example.be"][:2] == ("failed", "550 5.1.1 no such user")
     assert {(frm, tuple(tos)) for frm, tos, _ in sink.received} == {
         ("no-reply@be-alert.example", ("an@example.be",))}
+
+
+async def test_receipts_find_submit_ids_the_smsc_wrote_in_upper_case_hex(tmp_path: Path, keypairs: KEYS,
+                                                                        hubs: list[Hub]) -> None:
+    """The SMSC answers submit_sm with upper-case hex ids ("EE6B2800") and puts the decimal
+    reading in its receipts: each SMS is delivered by its receipt, and the index holds one
+    row per part (its id in canonical form), not one more per receipt."""
+    try:
+        peer = Smsc("--receipts", "delivered", "--receipt-id", "dec")
+    except PeerUnavailable as exc:
+        pytest.fail(str(exc))
+    try:
+        hub = await start(tmp_path, keypairs, sms=smpp(peer))
+        hubs.append(hub)
+        alert_id = await post(hub, keypairs, cap("P-5"))
+        campaign_id = await done(hub, alert_id)
+        sms = await deliveries(hub, campaign_id, "sms")
+        assert {s for s, *_ in sms.values()} == {"delivered"}
+        index = await hub.store._read("SELECT message_id, state FROM delivery_messages", ())
+        assert len(index) == 2 and {r[1] for r in index} == {"delivered"}
+        assert all(r[0] == r[0].lower() and len(r[0]) == 8 for r in index)  # hex, canonical
+        # After a restart (nothing in memory), a receipt still finds its part through the index.
+        delivery_id = (await hub.store._read("SELECT id FROM deliveries WHERE channel = 'sms'", ()))[0][0]
+        await hub.store.add_message_ids([(delivery_id, "ffffffff", 1, 1)])
+        [row] = await record_receipts(hub.store, hub.broker, [Receipt("4294967295", "UNDELIV")])
+        assert row[0] == delivery_id
+    finally:
+        peer.stop()

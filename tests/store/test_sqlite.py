@@ -91,6 +91,24 @@ async def test_new_migration_applies_only_what_is_new(tmp_path: Path) -> None:
         assert await migrations.current_version(conn) == 99
 
 
+async def test_v9_puts_message_ids_in_canonical_form(tmp_path: Path) -> None:
+    """An index written before version 9 holds ids as the SMSC wrote them, and beside one of
+    them the row its decimal receipt added: the ids become canonical, the stale row goes."""
+    async with aiosqlite.connect(tmp_path / "old.sqlite3", isolation_level=None) as conn:
+        assert await migrations.apply(conn, [m for m in migrations.MIGRATIONS if m[0] < 9]) == 8
+        await conn.execute("PRAGMA foreign_keys=OFF")
+        await conn.executemany(
+            "INSERT INTO delivery_messages (message_id, delivery_id, part, parts, state) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [("00EE6B2800", 1, 1, 1, None), ("4000000000", 1, 1, 1, "delivered"),
+             ("EE6B2801", 2, 1, 2, None), ("0", 3, 1, 1, None), ("12", 4, 1, 1, "failed")])
+        assert await migrations.apply(conn) == migrations.latest()
+        rows = sorted(await conn.execute_fetchall(
+            "SELECT message_id, delivery_id, state FROM delivery_messages"))
+    assert rows == [("0", 3, None), ("12", 4, "failed"), ("4000000000", 1, "delivered"),
+                    ("ee6b2801", 2, None)]
+
+
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     s = SqliteStore.in_data_dir(tmp_path)
     await s.open()

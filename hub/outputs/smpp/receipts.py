@@ -70,6 +70,7 @@ class Receipt:
     tag: object = None       # the caller's key for the submit; None when not correlated here
     part: int = 0            # 1-based part number of a multipart message; 0 when unknown
     parts: int = 0
+    submit_id: str = ""      # the submit's id as the correlator matched it, canonical; "" if not
 
     @property
     def final(self) -> bool:
@@ -251,14 +252,15 @@ class Correlator:
     def sent(self, message_id: str, tag: object, part: int, parts: int, now: float) -> list[Receipt]:
         """Record a submit id; returns receipts that had arrived before it, now correlated."""
         info = _Sent(tag, part, parts)
+        key = canonical_id(message_id)
         matched: list[Receipt] = []
         if self._early:  # a receipt rarely overtakes its submit's answer
             for form in id_forms(message_id):
                 early = self._early.pop(form, None)
                 if early is not None:
-                    matched.append(self._tagged(early[1], info))
+                    matched.append(self._tagged(early[1], info, key))
         if not matched or not matched[-1].final:
-            self._sent[canonical_id(message_id)] = info
+            self._sent[key] = info
             if len(self._sent) > self.capacity:
                 self._sent.popitem(last=False)
         return matched
@@ -278,7 +280,7 @@ class Correlator:
                 return None
         if receipt.final:
             del self._sent[key]
-        return self._tagged(receipt, info)
+        return self._tagged(receipt, info, key)
 
     def expire(self, now: float) -> list[Receipt]:
         """Held receipts whose time is up, reported uncorrelated (``tag=None``)."""
@@ -292,7 +294,7 @@ class Correlator:
         return out
 
     @staticmethod
-    def _tagged(receipt: Receipt, info: _Sent) -> Receipt:
+    def _tagged(receipt: Receipt, info: _Sent, key: str) -> Receipt:
         r = receipt
         return Receipt(r.message_id, r.state, r.error, r.submit_date, r.done_date, r.destination,
-                       info.tag, info.part, info.parts)
+                       info.tag, info.part, info.parts, key)
