@@ -47,7 +47,7 @@ unit: $(STAMP) peers sysdeps
 	$(BIN)/pytest
 
 bench: $(STAMP) peers sysdeps
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
