@@ -10,6 +10,9 @@ per batch of at most ``batch_size`` recipients (``MAIL FROM``, one ``RCPT TO`` e
 
 * ``RCPT TO`` refused with 5xx: that recipient fails permanently with the server's reply;
   4xx: that recipient is transient. The rest of the batch goes on.
+* ``452 4.5.3`` (too many recipients) once some were accepted is the server's limit per
+  message (RFC 5321 §4.5.3.1.10), no failure: the message goes to those accepted and the rest
+  of the batch in the next transaction at once; later batches are cut to that limit.
 * ``MAIL FROM`` or ``DATA`` refused (including 451 after the message): every recipient still
   in the transaction is transient for 4xx, permanent for 5xx.
 * Connection lost, refused or timed out, or a 421 (the server closing): every recipient of
@@ -152,6 +155,13 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
 
 
+def _too_many_recipients(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """The server's limit of recipients per message (RFC 5321 §4.5.3.1.10: 452, enhanced code
+    4.5.3), not a 452 about this one mailbox (4.2.2 mailbox full) or the server's storage."""
+    text = exc.message.lower()
+    return exc.code == 452 and (text.startswith("4.5.3") or "too many recipients" in text)
+
+
 def _redact(reason: str, address: str) -> str:
     """The reply without the recipient's address (servers often echo it): reasons end up in
     the store and in logs, addresses must not."""
@@ -168,6 +178,9 @@ class SmtpProvider:
         for _ in range(settings.pool_size):
             self._idle.put_nowait(None)  # a free slot, not yet connected
         self._closed = False
+        # Recipients per message the server takes, once it said so (452 4.5.3): batches are
+        # cut to it from then on rather than refused past it every time.
+        self.rcpt_limit: int | None = None
 
     async def __aenter__(self) -> SmtpProvider:
         await self.open()
@@ -247,7 +260,7 @@ class SmtpProvider:
         right before DATA (see :class:`~hub.outputs.ratelimit.Pacer`)."""
         if self._closed:
             raise RuntimeError("provider is closed")
-        size = self.settings.batch_size
+        size = min(self.settings.batch_size, self.rcpt_limit or self.settings.batch_size)
         batches = [recipients[i:i + size] for i in range(0, len(recipients), size)]
         results = await asyncio.gather(*(self._send_batch(message_bytes, sender, b, pacer) for b in batches),
                                        return_exceptions=True)
@@ -273,6 +286,16 @@ class SmtpProvider:
                           pacer: Pacer | None) -> list[Outcome]:
         if pacer is not None:
             await pacer.reserve(len(recipients))  # before taking a connection: none waits idle
+        out: list[Outcome] = []
+        while recipients:  # more than one transaction when the server limits recipients per message
+            outcomes, recipients = await self._on_a_connection(message, sender, recipients, pacer)
+            out += outcomes
+        return out
+
+    async def _on_a_connection(self, message: bytes, sender: str, recipients: Sequence[str],
+                               pacer: Pacer | None) -> tuple[list[Outcome], Sequence[str]]:
+        """One transaction on a pooled connection: the outcomes of the recipients it took, in
+        order, and those it left for another (past the server's limit per message)."""
         client = await self._idle.get()
         try:
             for attempt in (1, 2):
@@ -284,9 +307,10 @@ class SmtpProvider:
                         client = None
                         log.warning("SMTP %s: %s; %d recipients transient",
                                     self.settings.server, exc.reason, len(recipients))
-                        return [self._transient(r, exc.reason) for r in recipients]
+                        return [self._transient(r, exc.reason) for r in recipients], ()
                 try:
-                    outcomes, keep = await self._transaction(client, message, sender, recipients, pacer)
+                    outcomes, keep, taken = await self._transaction(client, message, sender, recipients,
+                                                                    pacer)
                 except _Stale:
                     # An idle connection the server had dropped: nothing was sent, so reconnect
                     # once before calling the batch lost.
@@ -295,11 +319,11 @@ class SmtpProvider:
                     if reused and attempt == 1:
                         continue
                     reason = "connection lost before MAIL FROM"
-                    return [self._transient(r, reason) for r in recipients]
+                    return [self._transient(r, reason) for r in recipients], ()
                 if not keep:
                     client.close()
                     client = None
-                return outcomes
+                return outcomes, recipients[taken:]
             raise AssertionError("unreachable")
         except BaseException:
             if client is not None:
@@ -318,13 +342,16 @@ class SmtpProvider:
 
     async def _transaction(self, client: aiosmtplib.SMTP, message: bytes, sender: str,
                            recipients: Sequence[str], pacer: Pacer | None = None,
-                           ) -> tuple[list[Outcome], bool]:
-        """One MAIL/RCPT.../DATA on ``client``; the outcomes and whether to keep the connection.
-        Raises _Stale if the connection turns out dead before anything was sent."""
+                           ) -> tuple[list[Outcome], bool, int]:
+        """One MAIL/RCPT.../DATA on ``client``: the outcomes of the first ``taken`` recipients
+        (all, unless the server's limit per message left the rest for another transaction),
+        whether to keep the connection, and ``taken``. Raises _Stale if the connection turns
+        out dead before anything was sent."""
         refused: dict[int, Outcome] = {}
+        taken = len(recipients)
         try:
             encoding = await self._mail_from(client, sender, recipients)
-            accepted = await self._rcpt_to(client, recipients, encoding, refused)
+            accepted, taken = await self._rcpt_to(client, recipients, encoding, refused)
             if accepted:
                 ticket = await pacer.admit(accepted, answered=False) if pacer is not None else None
                 try:
@@ -342,17 +369,16 @@ class SmtpProvider:
                         "permanent" if exc.code >= 500 else "transient")
             keep = exc.code != 421 and client.is_connected and await self._rset(client)
             return [refused.get(i) or self._by_code(r, exc.code, exc.reason)
-                    for i, r in enumerate(recipients)], keep
+                    for i, r in enumerate(recipients[:taken])], keep, taken
         except _Lost as exc:
-            return self._lost(recipients, refused, exc.reason), False
+            return self._lost(recipients[:taken], refused, exc.reason), False, taken
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            return self._lost(recipients, refused, f"connection lost: {exc}"), False
+            return self._lost(recipients[:taken], refused, f"connection lost: {exc}"), False, taken
         except aiosmtplib.SMTPResponseException as exc:  # an unexpected reply: start afresh
-            return self._lost(recipients, refused, f"unexpected reply: {_reply(exc)}"), False
+            return self._lost(recipients[:taken], refused, f"unexpected reply: {_reply(exc)}"), False, taken
         if refused:
-            log.info("SMTP %s: %d of %d recipients refused", self.settings.server, len(refused),
-                     len(recipients))
-        return [refused.get(i) or Outcome.delivered(r) for i, r in enumerate(recipients)], True
+            log.info("SMTP %s: %d of %d recipients refused", self.settings.server, len(refused), taken)
+        return [refused.get(i) or Outcome.delivered(r) for i, r in enumerate(recipients[:taken])], True, taken
 
     @staticmethod
     async def _mail_from(client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str]) -> str:
@@ -375,9 +401,12 @@ class SmtpProvider:
             raise _Stale() from exc
 
     async def _rcpt_to(self, client: aiosmtplib.SMTP, recipients: Sequence[str], encoding: str,
-                       refused: dict[int, Outcome]) -> int:
+                       refused: dict[int, Outcome]) -> tuple[int, int]:
         """RCPT TO each recipient, recording refusals in ``refused``; returns how many were
-        accepted. Takes rate-limit tokens before each group of ``burst`` recipients."""
+        accepted and how many were taken: all, unless the server said it takes no more
+        recipients in this message (452 4.5.3 once some were accepted: RFC 5321 §4.5.3.1.10),
+        the rest then going in another. Takes rate-limit tokens before each group of
+        ``burst`` recipients."""
         bucket = self.bucket if self.bucket is not None and not self.bucket.unlimited else None
         step = max(1, int(bucket.burst)) if bucket is not None else 0
         accepted = 0
@@ -390,10 +419,16 @@ class SmtpProvider:
             except aiosmtplib.SMTPRecipientRefused as exc:
                 if exc.code == 421 or not client.is_connected:
                     raise _Lost(f"connection closed by server: {_redact(_reply(exc), rcpt)}") from exc
+                if accepted and _too_many_recipients(exc):
+                    if self.rcpt_limit is None or accepted < self.rcpt_limit:
+                        self.rcpt_limit = accepted
+                        log.info("SMTP %s takes %d recipients per message; batches cut to that",
+                                 self.settings.server, accepted)
+                    return accepted, i
                 refused[i] = self._by_code(rcpt, exc.code, _redact(_reply(exc), rcpt))
             except ValueError:  # not encodable (no SMTPUTF8) or not an address at all
                 refused[i] = Outcome.failed(rcpt, "address cannot be sent to this server", permanent=True)
-        return accepted
+        return accepted, len(recipients)
 
     def _lost(self, recipients: Sequence[str], refused: dict[int, Outcome], reason: str) -> list[Outcome]:
         log.warning("SMTP %s: %s; %d recipients transient", self.settings.server, reason,

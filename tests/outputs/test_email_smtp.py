@@ -47,6 +47,8 @@ class Sink:
     close_after_data: bool = False
     rcpt_seen: int = 0
     mail_reply: str | None = None  # reply to MAIL FROM instead of 250
+    max_rcpts: int | None = None  # recipients per message, then 452 (RFC 5321 §4.5.3.1.10)
+    too_many: int = 0  # 452s said for that limit
     port: int = 0
 
     async def handle_MAIL(self, server: Any, session: Session, envelope: Envelope,
@@ -65,6 +67,9 @@ class Sink:
             return "250 OK"
         if address in self.refuse:
             return self.refuse[address]
+        if self.max_rcpts is not None and len(envelope.rcpt_tos) >= self.max_rcpts:
+            self.too_many += 1
+            return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -100,8 +105,8 @@ def sink() -> Iterator[Sink]:
 
 
 def provider(sink: Sink, **kw: Any) -> SmtpProvider:
-    return SmtpProvider(SmtpSettings(host="127.0.0.1", port=sink.port, pool_size=2,
-                                     timeout=5, retry_after=30, **kw))
+    settings: dict[str, Any] = {"pool_size": 2, "timeout": 5, "retry_after": 30, **kw}
+    return SmtpProvider(SmtpSettings(host="127.0.0.1", port=sink.port, **settings))
 
 
 def hub_log(caplog: pytest.LogCaptureFixture) -> str:
@@ -145,6 +150,39 @@ async def test_batches_of_batch_size_in_order(sink: Sink) -> None:
     assert [o.recipient for o in outcomes] == rcpts(1200) and all(o.ok for o in outcomes)
     assert sorted(len(tos) for _, tos, _ in sink.received) == [200, 500, 500]
     assert sorted(r for _, tos, _ in sink.received for r in tos) == rcpts(1200)
+
+
+async def test_a_servers_limit_on_recipients_splits_the_batch(sink: Sink) -> None:
+    """RFC 5321 §4.5.3.1.10: a server that takes at most N recipients per message answers 452
+    to the next RCPT TO. The rest of the batch goes in the next transaction at once, not as
+    failures to retry later, and the limit is kept: later batches are cut to N from the start."""
+    sink.max_rcpts = 10
+    async with provider(sink, batch_size=500, pool_size=1) as smtp:
+        outcomes = await smtp.send(MESSAGE, SENDER, rcpts(25))
+        assert [o.recipient for o in outcomes] == rcpts(25) and all(o.ok for o in outcomes)
+        assert [len(tos) for _, tos, _ in sink.received] == [10, 10, 5]
+        assert sink.too_many == 2
+        outcomes = await smtp.send(MESSAGE, SENDER, rcpts(25))
+    assert all(o.ok for o in outcomes) and sink.too_many == 2  # no 452 any more
+    assert sorted(r for _, tos, _ in sink.received for r in tos) == sorted(rcpts(25) * 2)
+
+
+async def test_452_to_the_first_recipient_is_transient_for_the_batch(sink: Sink) -> None:
+    """452 before any recipient was taken is the server short of storage, not a limit."""
+    sink.max_rcpts = 0
+    async with provider(sink) as smtp:
+        outcomes = await smtp.send(MESSAGE, SENDER, rcpts(3))
+    assert [(o.ok, o.permanent) for o in outcomes] == [(False, False)] * 3
+    assert outcomes[0].reason == "452 4.5.3 Too many recipients" and not sink.received
+
+
+async def test_452_for_one_full_mailbox_is_no_limit(sink: Sink) -> None:
+    sink.refuse[rcpts(3)[1]] = "452 4.2.2 Mailbox full"
+    async with provider(sink) as smtp:
+        outcomes = await smtp.send(MESSAGE, SENDER, rcpts(3))
+        assert smtp.rcpt_limit is None
+    assert [o.ok for o in outcomes] == [True, False, True] and not outcomes[1].permanent
+    assert [tos for _, tos, _ in sink.received] == [[rcpts(3)[0], rcpts(3)[2]]]
 
 
 async def test_550_for_one_recipient_in_500(sink: Sink, caplog: pytest.LogCaptureFixture) -> None:
