@@ -308,6 +308,7 @@ class Hub:
                                   queue=SIMULATION_QUEUES[Channel.VOICE] if simulation else None)
         self._consumers.append(await self.broker.consume(voice.worker.queue, (voice.worker.queue,),
                                                          voice.worker.handle))
+        self._tasks.append(asyncio.create_task(voice.worker.sweep_audio_periodically()))
         return voice.provider, voice.worker
 
     async def _start_simulation_worker(self, channel: Channel) -> None:

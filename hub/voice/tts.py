@@ -19,6 +19,7 @@ import hashlib
 import os
 import shutil
 import wave
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -138,3 +139,26 @@ class AudioCache:
     def forget(self, campaign_id: int) -> None:
         """Delete a finished campaign's audio."""
         shutil.rmtree(self.root / f"campaign-{campaign_id}", ignore_errors=True)
+
+    def campaigns(self) -> list[int]:
+        """The campaigns that have audio here."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for entry in self.root.iterdir():
+            number = entry.name.removeprefix("campaign-")
+            if entry.is_dir() and number != entry.name and number.isdigit():
+                found.append(int(number))
+        return sorted(found)
+
+    async def sweep(self, finished: Callable[[int], Awaitable[bool]]) -> list[int]:
+        """Delete the audio of every campaign here that ``finished`` says is over (done or
+        cancelled: no more calls owed); returns those campaigns. A call of a finished campaign
+        that still comes (a late retry) renders its script again."""
+        gone = []
+        for campaign_id in self.campaigns():
+            if await finished(campaign_id) and not any(p.parent.name == f"campaign-{campaign_id}"
+                                                       for p in self._locks):
+                self.forget(campaign_id)
+                gone.append(campaign_id)
+        return gone

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY = 1.0  # seconds between outcome publications while a batch is called
 FLUSH_SIZE = 50
 CACHED = 64  # parsed alerts and scripts kept
+AUDIO_SWEEP = 600.0  # seconds between sweeps of finished campaigns' rendered audio
 
 # (delivery id, address, language, info index), as in every deliver.<channel> batch
 # (delivery id, state, reason, billed minutes, cost, seconds billed): the tracker prices calls
@@ -117,6 +118,31 @@ class VoiceWorker:
         self.max_active = 0
         # when each call started (time.monotonic, as the pacer recorded it), for the bench
         self.starts: collections.deque[float] = collections.deque(maxlen=200_000)
+
+    async def sweep_audio(self) -> list[int]:
+        """Delete the rendered audio of campaigns that are over (done or cancelled); returns
+        them. Each worker sweeps its own data directory: audio is rendered where it is played."""
+        if self._cache is None:
+            return []
+
+        async def finished(campaign_id: int) -> bool:
+            campaign = await self._store.campaign(campaign_id)
+            return campaign is None or campaign.state in (CampaignState.DONE, CampaignState.CANCELLED)
+
+        return await self._cache.sweep(finished)
+
+    async def sweep_audio_periodically(self, interval: float = AUDIO_SWEEP) -> None:
+        """Run until cancelled: :meth:`sweep_audio` every ``interval`` seconds. A campaign's
+        audio is at most a few MB, but every campaign with calls has some, for good."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                gone = await self.sweep_audio()
+            except Exception:  # a busy store, a file in use: the next sweep tries again
+                log.exception("could not sweep the rendered audio")
+                continue
+            if gone:
+                log.info("deleted the rendered audio of %d finished campaign(s)", len(gone))
 
     async def handle(self, message: Message) -> None:
         """The ``deliver.voice`` queue's consumer."""

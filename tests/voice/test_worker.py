@@ -177,3 +177,24 @@ async def test_a_script_the_engine_cannot_render_fails_its_deliveries(hub: Hub, 
     assert [o["state"] for o in got] == ["failed"] * 3 and provider.calls == 0
     assert {o["reason"] for o in got} == {"speech: espeak-ng: cannot run '/nonexistent/espeak-ng': "
                                           "No such file or directory"}
+
+
+class _Silence:
+    """A speech engine that writes a few bytes: the sweep cares about files, not sound."""
+
+    async def render(self, ssml: str, language: str, out: Path) -> None:
+        out.write_bytes(b"RIFF")
+
+
+async def test_the_audio_of_finished_campaigns_is_swept(hub: Hub, keypairs: KEYS, tmp_path: Path) -> None:
+    cache = AudioCache(tmp_path / "audio", _Silence())
+    voice = worker(hub, SimulatorVoiceProvider(answer_ratio=1.0, seed=1), cache=cache)
+    alert_id, campaign_id, _ = await route(hub, keypairs, "V-8")
+    sending = await cache.audio(campaign_id, "nl", "<speak>Rook</speak>")
+    gone = await cache.audio(999_999, "nl", "<speak>Rook</speak>")  # a campaign the store no longer has
+    (tmp_path / "audio" / "notes").mkdir()  # not a campaign's: left alone
+    assert await voice.sweep_audio() == [999_999]
+    assert sending.exists() and not gone.parent.exists() and (tmp_path / "audio" / "notes").exists()
+    await hub.store.cancel_campaigns([alert_id], at=datetime.now(UTC))
+    assert await voice.sweep_audio() == [campaign_id] and not sending.parent.exists()
+    assert await voice.sweep_audio() == []
