@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from hub.outputs.smpp import pdu as p
@@ -197,3 +199,25 @@ def test_correlator_keeps_ids_until_final_and_is_bounded() -> None:
     c.sent("3", "c", 1, 1, now=0)
     assert len(c) == 2
     assert c.received(Receipt(message_id="1", state="DELIVRD"), now=0) is None  # evicted: held
+
+
+def _data_sm(esm_class: int, tlvs: dict[int, bytes]) -> bytes:
+    body = (b"\0" + b"\x01\x01" + b"32470000001\0" + b"\x00\x00" + b"1789\0"
+            + bytes([esm_class, 0, 0]) + p.encode_tlvs(tlvs))
+    return p.frame(p.CommandId.DATA_SM, 0, 9, body)
+
+
+def test_receipt_in_a_data_sm() -> None:
+    from hub.outputs.smpp.receipts import receipt_from_data_sm
+
+    text = b"id:7 sub:001 dlvrd:001 submit date:2611241200 done date:2611241201 stat:DELIVRD err:000"
+    r = receipt_from_data_sm(_data_sm(0x04, {p.TAG_MESSAGE_PAYLOAD: text}))
+    assert r is not None and (r.message_id, r.state, r.destination) == ("7", "DELIVRD", "32470000001")
+    r = receipt_from_data_sm(_data_sm(0x04, {p.TAG_RECEIPTED_MESSAGE_ID: b"ee6b2800\0",
+                                             p.TAG_MESSAGE_STATE: b"\x05"}))
+    assert r is not None and (r.message_id, r.state) == ("ee6b2800", "UNDELIV")
+    assert receipt_from_data_sm(_data_sm(0x00, {p.TAG_MESSAGE_PAYLOAD: b"hello"})) is None  # not a receipt
+    frame = _data_sm(0x04, {p.TAG_MESSAGE_PAYLOAD: text})
+    cut = frame[:30]
+    with pytest.raises(p.PduError):
+        receipt_from_data_sm(struct.pack(">I", len(cut)) + cut[4:])

@@ -120,11 +120,16 @@ async def test_sar_and_message_payload(smsc: StartSmsc, closing: list[Any]) -> N
     assert len(ids) == 1 and payload["payload_text"] == LONG_FR and payload["short_message_hex"] == ""
 
 
-@pytest.mark.parametrize("form, id_mode", [
-    ("tlv", "same"), ("text", "hex"), ("both", "dec"), ("text", "dec"),
+@pytest.mark.parametrize("form, id_mode, pdu", [
+    ("tlv", "same", "deliver_sm"), ("text", "hex", "deliver_sm"), ("both", "dec", "deliver_sm"),
+    ("text", "dec", "deliver_sm"),
+    # §2.11: an SMSC may return receipts in data_sm (the text in message_payload)
+    ("text", "same", "data_sm"), ("tlv", "hex", "data_sm"),
 ])
-async def test_receipts_for_every_part(smsc: StartSmsc, closing: list[Any], form: str, id_mode: str) -> None:
-    peer = smsc("--receipts", "delivered", "--receipt-form", form, "--receipt-id", id_mode)
+async def test_receipts_for_every_part(smsc: StartSmsc, closing: list[Any], form: str, id_mode: str,
+                                       pdu: str) -> None:
+    peer = smsc("--receipts", "delivered", "--receipt-form", form, "--receipt-id", id_mode,
+                "--receipt-pdu", pdu)
     s = await opened(peer, closing)
     ids = await s.submit("32470000005", split_gsm7(LONG_FR), 0, "1789", tag="delivery-5")
     got = await take(s.receipts(), 3)

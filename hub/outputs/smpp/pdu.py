@@ -3,7 +3,8 @@
 Only the PDUs an ESME bound as a transceiver needs are modelled, named after the
 SMPP v3.4 specification (issue 12-Oct-1999): ``bind_transceiver`` (§4.1.5),
 ``unbind`` (§4.2), ``generic_nack`` (§4.3), ``submit_sm`` (§4.4), ``deliver_sm`` (§4.6)
-and ``enquire_link`` (§4.11), each with its ``_resp``. Every PDU is a frozen dataclass
+and ``enquire_link`` (§4.11), each with its ``_resp``; of ``data_sm`` (§4.7), what a delivery
+receipt sent in one carries (:func:`data_sm_fields`). Every PDU is a frozen dataclass
 carrying ``sequence_number`` and ``command_status``; :func:`encode` turns one into a
 frame (16-octet header + body) and :func:`decode` turns a whole frame back.
 
@@ -43,6 +44,8 @@ class CommandId(IntEnum):
     DELIVER_SM_RESP = 0x80000005
     ENQUIRE_LINK = 0x00000015
     ENQUIRE_LINK_RESP = 0x80000015
+    DATA_SM = 0x00000103  # read only for the delivery receipts an SMSC may send in one
+    DATA_SM_RESP = 0x80000103
 
 
 class Status(IntEnum):
@@ -318,6 +321,20 @@ class _Cursor:
 
 
 _TLV_HEAD = struct.Struct(">HH")
+
+
+def data_sm_fields(frame: bytes) -> tuple[int, int, dict[int, bytes], str]:
+    """(esm_class, data_coding, TLVs, source_addr) of a whole data_sm frame (§4.7.1), what a
+    delivery receipt sent in one needs (§2.11: an SMSC may use data_sm for receipts, the text
+    in ``message_payload``); :class:`PduError` if it is cut short."""
+    cur = _Cursor(frame, HEADER.size)
+    cur.cstr()  # service_type
+    cur.octets(2)  # source_addr_ton, source_addr_npi
+    source = cur.cstr()
+    cur.octets(2)  # dest_addr_ton, dest_addr_npi
+    cur.cstr()  # destination_addr
+    esm_class, _registered_delivery, data_coding = cur.octets(3)
+    return esm_class, data_coding, read_tlvs(frame, cur.pos), source
 
 
 def read_tlvs(data: bytes, pos: int) -> dict[int, bytes]:

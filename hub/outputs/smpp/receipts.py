@@ -2,7 +2,8 @@
 
 Pure, no I/O; the clock is passed in.
 
-**Two forms.** A receipt is a deliver_sm with esm_class message type 0x04 (SMPP 3.4 §5.2.12).
+**Two forms.** A receipt is a deliver_sm (or a data_sm, §2.11) with esm_class message type
+0x04 (SMPP 3.4 §5.2.12).
 Its message id and final state come in the ``receipted_message_id`` and ``message_state``
 TLVs, or in the short_message (or ``message_payload``) as the de-facto text of Appendix B:
 ``id:IIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done date:YYMMDDhhmm stat:DDDDDDD
@@ -41,6 +42,7 @@ from hub.outputs.smpp.pdu import (
     CommandId,
     DeliverSm,
     PduError,
+    data_sm_fields,
     decode,
     read_tlvs,
 )
@@ -172,6 +174,13 @@ def receipt_from_frame(frame: bytes) -> Receipt | None:
             raise PduError(f"not a deliver_sm: command 0x{pdu.command_id:08X}")
         return parse_receipt(pdu)
     return _receipt(*found)
+
+
+def receipt_from_data_sm(frame: bytes) -> Receipt | None:
+    """The receipt a whole data_sm frame carries, or None if it is no receipt (mobile-originated
+    data); :class:`PduError` if the frame is cut short."""
+    esm_class, data_coding, tlvs, source = data_sm_fields(frame)
+    return _receipt(esm_class, data_coding, b"", tlvs, source)
 
 
 def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], str] | None:

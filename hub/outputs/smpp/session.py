@@ -42,12 +42,12 @@ import asyncio
 import logging
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from hub.outputs.ratelimit import Pacer, Ticket
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, BindRefused, ConnectionLost, SubmitRefused
-from hub.outputs.smpp.receipts import Correlator, Receipt, receipt_from_frame
+from hub.outputs.smpp.receipts import Correlator, Receipt, receipt_from_data_sm, receipt_from_frame
 from hub.outputs.smpp.submit import Concat, SubmitBodies
 
 log = logging.getLogger(__name__)
@@ -512,7 +512,9 @@ class SmppSession:
             else:
                 entry.fut.set_result(p.decode(frame))
         elif command_id == p.CommandId.DELIVER_SM:
-            self._on_deliver_sm(frame, seq)
+            self._on_receipt(frame, seq, receipt_from_frame, p.CommandId.DELIVER_SM_RESP)
+        elif command_id == p.CommandId.DATA_SM:  # §2.11: some SMSCs send receipts in data_sm
+            self._on_receipt(frame, seq, receipt_from_data_sm, p.CommandId.DATA_SM_RESP)
         elif command_id == p.CommandId.ENQUIRE_LINK:
             self._send(p.frame(p.CommandId.ENQUIRE_LINK_RESP, 0, seq))
         elif command_id == p.CommandId.UNBIND:
@@ -521,15 +523,18 @@ class SmppSession:
         else:
             self._send(p.frame(p.CommandId.GENERIC_NACK, p.Status.ESME_RINVCMDID, seq))
 
-    def _on_deliver_sm(self, frame: bytes, seq: int) -> None:
+    def _on_receipt(self, frame: bytes, seq: int, read: Callable[[bytes], Receipt | None],
+                    resp: p.CommandId) -> None:
+        """A deliver_sm or data_sm: answered (``resp``, its message_id empty), and the receipt
+        it carries, ``read`` from the frame, correlated."""
         assert self._loop is not None
         try:
-            receipt = receipt_from_frame(frame)
+            receipt = read(frame)
         except p.PduError as exc:
-            log.warning("SMPP deliver_sm could not be decoded: %s", exc)
-            self._send(p.frame(p.CommandId.DELIVER_SM_RESP, p.Status.ESME_RSYSERR, seq))
+            log.warning("SMPP 0x%08X could not be decoded: %s", resp & 0x7FFFFFFF, exc)
+            self._send(p.frame(resp, p.Status.ESME_RSYSERR, seq))
             return
-        self._send(p.frame(p.CommandId.DELIVER_SM_RESP, 0, seq, b"\0"))
+        self._send(p.frame(resp, 0, seq, b"\0"))
         if receipt is None:
             log.info("SMPP mobile-originated message ignored")  # its sender is personal data
             return

@@ -20,6 +20,8 @@
 //   --receipt-id F         same | hex (resp decimal, receipt hex) | dec (resp hex,
 //                          receipt decimal) | unknown (an id never issued)           [same]
 //   --receipt-early        send the receipt before the submit_sm_resp
+//   --receipt-pdu P        deliver_sm | data_sm (§2.11: either carries receipts; data_sm
+//                          has no short_message: the text goes in message_payload) [deliver_sm]
 //   --drop-after N         close each connection right after its Nth accepted submit
 //   --refuse-bind CODE     answer every bind with CODE (e.g. 0x0E ESME_RINVPASWD)
 //   --quiet                no per-submit lines (benchmarks)
@@ -49,6 +51,7 @@ const receiptDelay = num(option('receipt-delay', '0'));
 const receiptForm = option('receipt-form', 'both');
 const receiptId = option('receipt-id', 'same');
 const receiptEarly = option('receipt-early', 'false') === 'true';
+const receiptPdu = option('receipt-pdu', 'deliver_sm');
 const dropAfter = num(option('drop-after', '0'));
 const refuseBind = num(option('refuse-bind', '0'));
 const quiet = option('quiet', 'false') === 'true';
@@ -93,7 +96,10 @@ function receiptFor(pdu, ids, failed) {
     source_addr: pdu.destination_addr, destination_addr: pdu.source_addr,
     esm_class: smpp.ESM_CLASS.MC_DELIVERY_RECEIPT, data_coding: 0,
   };
-  if (receiptForm !== 'tlv') options.short_message = Buffer.from(body, 'latin1');
+  if (receiptForm !== 'tlv') {
+    if (receiptPdu === 'data_sm') options.message_payload = Buffer.from(body, 'latin1');
+    else options.short_message = Buffer.from(body, 'latin1');
+  }
   if (receiptForm !== 'text') {
     options.receipted_message_id = ids.receipt;
     options.message_state = failed ? smpp.MESSAGE_STATE.UNDELIVERABLE : smpp.MESSAGE_STATE.DELIVERED;
@@ -158,7 +164,11 @@ const server = smpp.createServer((session) => {
       const failed = receipts === 'failed' || (receipts === 'mixed' && submits % 2 === 0);
       receipt = receiptFor(pdu, ids, failed);
     }
-    const sendReceipt = () => { if (receipt && !session.socket.destroyed) session.deliver_sm(receipt); };
+    const sendReceipt = () => {
+      if (!receipt || session.socket.destroyed) return;
+      if (receiptPdu === 'data_sm') session.data_sm(receipt);
+      else session.deliver_sm(receipt);
+    };
     if (receiptEarly) sendReceipt();
     session.send(pdu.response({ message_id: ids.resp }));
     if (!receiptEarly && receipt) {
