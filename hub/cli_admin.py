@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 from pathlib import Path
 from typing import TextIO, TypeVar
 
@@ -72,6 +73,15 @@ def register(top: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "send nothing")
     add_data_option(e)
     e.set_defaults(run=_entity_add)
+    for verb, simulation, text in (
+            ("live", False, "take an entity out of the simulation environment: its next alerts reach "
+                            "people (what it sent before stays a simulation)"),
+            ("simulate", True, "put an entity (back) in the simulation environment: its next alerts "
+                               "send nothing")):
+        v = entity.add_parser(verb, help=text)
+        v.add_argument("name")
+        add_data_option(v)
+        v.set_defaults(run=functools.partial(_entity_simulation, simulation=simulation))
 
     cert = cmds.add_parser("cert", help="signing certificates").add_subparsers(
         title="cert commands", metavar="ACTION")
@@ -138,6 +148,14 @@ def _entity_add(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     print(f"entity {entity.name} (id {entity.id}, type {int(entity.type)}) with "
           f"{len(entity.senders)} sender(s) and {len(added)} certificate(s)"
           + (", in the simulation environment" if entity.simulation else ""), file=out)
+    return 0
+
+
+def _entity_simulation(args: argparse.Namespace, settings: Settings, out: TextIO, *, simulation: bool) -> int:
+    entity, changed = with_store(args, settings,
+                                 lambda store: admin.set_simulation(store, args.name, simulation))
+    where = "in the simulation environment" if simulation else "live"
+    print(f"entity {entity.name} (id {entity.id}) {'is now' if changed else 'was already'} {where}", file=out)
     return 0
 
 

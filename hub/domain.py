@@ -133,6 +133,7 @@ class StoredAlert:
     digest: str  # SHA-256 of ``received``
     received_at: datetime
     superseded_by: int | None = None
+    simulation: bool = False  # of the simulation environment (its entity's, or the hub's, when received)
 
 
 # --- PLP groups and their members ---------------------------------------------------------

@@ -207,6 +207,23 @@ def test_cert_add_of_a_file_that_is_not_a_certificate(run: Run, police: None, da
     assert counts(data) == before
 
 
+def test_an_entity_goes_into_simulation_and_live_again(run: Run, police: None, data: Path) -> None:
+    assert run("entity", "simulate", "police") == (
+        0, "entity police (id 1) is now in the simulation environment\n", "")
+    assert run("entity", "simulate", "police") == (
+        0, "entity police (id 1) was already in the simulation environment\n", "")
+    assert run("entity", "live", "police") == (0, "entity police (id 1) is now live\n", "")
+    assert [(e.action, e.target, e.outcome) for e in audit(data)][-3:] == [
+        ("entity.simulate", "police", "ok"), ("entity.simulate", "police", "unchanged"),
+        ("entity.live", "police", "ok")]
+
+
+def test_live_for_an_unknown_entity(run: Run, police: None, data: Path) -> None:
+    before = counts(data)
+    refused(run("entity", "live", "nobody"), "no entity named 'nobody'")
+    assert counts(data) == before
+
+
 def test_cert_add_for_an_unknown_entity(run: Run, police: None, certs: dict[str, Path], data: Path) -> None:
     before = counts(data)
     refused(run("cert", "add", "nobody", certs["commune"]), "no entity named 'nobody'")

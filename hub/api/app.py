@@ -155,8 +155,11 @@ def _answer(request: web.Request, outcome: Outcome) -> web.Response:
 # --- reading back ---------------------------------------------------------------------------
 
 
-def _public(alert: StoredAlert) -> bool:
-    return alert.scope == "Public" and alert.status == "Actual"
+def _public(alert: StoredAlert, hub: Hub) -> bool:
+    """Readable without a token: Public and Actual, and not an exercise of a simulation
+    entity (in a hub that is itself a simulation environment, everything is one)."""
+    return alert.scope == "Public" and alert.status == "Actual" and (
+        not alert.simulation or hub.settings.simulation.enabled)
 
 
 async def get_alert(request: web.Request) -> web.Response:
@@ -168,7 +171,7 @@ async def get_alert(request: web.Request) -> web.Response:
     alert = await hub.store.alert(alert_id)
     if alert is None:
         return problem(404, "not found", f"no alert {alert_id}")
-    if not _public(alert):
+    if not _public(alert, hub):
         caller = await caller_of(request)
         if caller is None:
             return problem(401, "unauthenticated", "this alert is not public: a bearer token is required")
@@ -192,7 +195,7 @@ def _alert_json(alert: StoredAlert) -> dict[str, Any]:
         "state": alert.state.value, "references": alert.references,
         "expires": alert.expires.isoformat() if alert.expires else None,
         "receivedAt": alert.received_at.isoformat(), "supersededBy": alert.superseded_by,
-        "href": f"/alerts/{alert.id}",
+        "simulation": alert.simulation, "href": f"/alerts/{alert.id}",
     }
 
 
@@ -210,7 +213,7 @@ async def list_alerts(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     rows = await hub.store.list_alerts(status=q.get("status"), since=since, sender=q.get("sender"),
                                        public_only=caller is None, limit=limit, before_id=before)
-    visible = [a for a in rows if _public(a) or (caller is not None and a.entity_id == caller.entity.id)]
+    visible = [a for a in rows if _public(a, hub) or (caller is not None and a.entity_id == caller.entity.id)]
     body: dict[str, Any] = {"alerts": [_alert_json(a) for a in visible], "next": None}
     if len(rows) == limit and rows:
         nxt = request.rel_url.update_query({"before": str(rows[-1].id), "limit": str(limit)})

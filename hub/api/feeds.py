@@ -183,13 +183,10 @@ class Feeds:
         show in test.atom and never in the public feeds."""
         if self.simulation:
             return rows, frozenset(r.id for r in rows)
-        entities = await self._store.simulation_entities()
-        if not entities:
-            return rows, frozenset()
         if "Actual" in kind.statuses:
-            return [r for r in rows if r.entity_id not in entities], frozenset()
+            return [r for r in rows if not r.simulation], frozenset()
         extra = [r for r in await self._store.active_alerts(statuses=("Actual",), now=now, limit=MAX_ALERTS)
-                 if r.entity_id in entities]
+                 if r.simulation]
         if not extra:
             return rows, frozenset()
         return (sorted([*rows, *extra], key=lambda r: r.received_at, reverse=True),

@@ -417,6 +417,7 @@ def _schemas() -> dict[str, Any]:
             "expires": {"type": ["string", "null"], "format": "date-time"},
             "receivedAt": {"type": "string", "format": "date-time"},
             "supersededBy": {"type": ["integer", "null"]},
+            "simulation": {"type": "boolean"},
             "href": {"type": "string"},
         },
     }

@@ -6,6 +6,7 @@ the CLI and, later, the REST API refuse the same things with the same words.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -89,6 +90,19 @@ async def add_certificate(store: Store, entity_name: str, where: str, pem: bytes
     await store.audit(ADMIN, "certificate.add", entity_name, "ok",
                       json.dumps({"fingerprints": [c.fingerprint for c in added]}), at=_now())
     return added
+
+
+async def set_simulation(store: Store, entity_name: str, simulation: bool) -> tuple[Entity, bool]:
+    """Take an entity live (``simulation=False``: its next alerts reach people) or back into
+    the simulation environment. What it sent before keeps the environment it was sent in:
+    an exercise alert never turns public. Returns the entity and whether it changed."""
+    entity = await _entity(store, entity_name)
+    changed = entity.simulation != simulation
+    if changed:
+        await store.set_entity_simulation(entity.id, simulation)
+    await store.audit(ADMIN, "entity.simulate" if simulation else "entity.live", entity_name,
+                      "ok" if changed else "unchanged", json.dumps({"simulation": simulation}), at=_now())
+    return dataclasses.replace(entity, simulation=simulation), changed
 
 
 async def _entity(store: Store, name: str) -> Entity:

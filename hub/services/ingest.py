@@ -250,6 +250,7 @@ class Ingest:
         is_answer = alert.msg_type in (MsgType.ACK, MsgType.ERROR)
         ids = [r.id for r in referenced]
         state_change = _LIFECYCLE.get(alert.msg_type)
+        simulation = caller.entity.simulation or self._settings.simulation.enabled
         new = NewAlert(
             sender=alert.sender, identifier=alert.identifier,
             sent=_sent_text(alert), sent_utc=alert.sent.astimezone(UTC),
@@ -261,6 +262,7 @@ class Ingest:
             # A Cancel is itself no alert to act on or show; an Ack or Error is an answer.
             state=AlertState.ANSWER if is_answer
             else AlertState.CANCELLED if state_change is AlertState.CANCELLED else AlertState.ACTIVE,
+            simulation=simulation,
         )
         try:
             stored = await self._store.insert_alert(
@@ -273,8 +275,7 @@ class Ingest:
             if existing is None:
                 raise
             return self._repeat(existing, digest, alert, now)
-        published = await self._publish(stored, alert, referenced,
-                                        caller.entity.simulation or self._settings.simulation.enabled)
+        published = await self._publish(stored, alert, referenced, simulation)
         return Outcome(201, "accepted", ack, ack_xml, tuple(warnings), stored, published)
 
     async def countersign(self, stored: StoredAlert) -> bytes:

@@ -127,9 +127,8 @@ class Router:
         kind = rights.message_kind(alert)
         kind = kind if isinstance(kind, Kind) else Kind.ALERT
         now = self._clock()
-        entity = await self._store.entity(stored.entity_id)
-        simulation = self._simulation or alert.status in (Status.EXERCISE, Status.TEST) or \
-            (entity is not None and entity.simulation)
+        # As marked when received: an entity taken live since then does not make it real.
+        simulation = self._simulation or alert.status in (Status.EXERCISE, Status.TEST) or stored.simulation
         campaign, _ = await self._store.open_campaign(alert_id, stored.entity_id, kind,
                                                       simulation=simulation, at=now)
         if campaign.state is not CampaignState.PLANNING:

@@ -65,6 +65,7 @@ class NewAlert:
     digest: str
     received_at: datetime
     state: AlertState = AlertState.ACTIVE
+    simulation: bool = False  # of the simulation environment: never in the public feeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +111,8 @@ class Store(Protocol):
 
     async def entity_for_sender(self, sender: str) -> Entity | None: ...
 
-    async def simulation_entities(self) -> frozenset[int]:
-        """The ids of the entities in the simulation environment (``add_entity(simulation=)``)."""
+    async def set_entity_simulation(self, entity_id: int, simulation: bool) -> None:
+        """Put an entity in or out of the simulation environment, for what it sends from now."""
 
     async def add_certificate(
         self, entity_id: int, pem: bytes, *, fingerprint: str, subject: str, not_after: datetime

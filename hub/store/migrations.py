@@ -350,6 +350,14 @@ WHERE message_id != COALESCE(NULLIF(ltrim(lower(trim(message_id)), '0'), ''),
                              CASE WHEN trim(message_id) = '' THEN '' ELSE '0' END);
 """
 
+V10 = """
+-- Whether an alert belongs to the simulation environment, kept with the alert: decided when it
+-- is received (its entity's flag then, or a hub in simulation), so that an entity taken live
+-- later never turns its exercise alerts into public ones (nor the reverse).
+ALTER TABLE alerts ADD COLUMN simulation INTEGER NOT NULL DEFAULT 0;
+UPDATE alerts SET simulation = 1 WHERE entity_id IN (SELECT id FROM entities WHERE simulation = 1);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, V1),
     (2, V2),
@@ -360,6 +368,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (7, V7),
     (8, V8),
     (9, V9),
+    (10, V10),
 ]
 
 _VERSION_TABLE = """

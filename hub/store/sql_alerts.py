@@ -24,13 +24,13 @@ from hub.store.sql_common import (
 
 ALERT_COLUMNS = (
     "id, sender, identifier, sent, status, msg_type, scope, expires_utc, refs, entity_id, "
-    "account_id, state, received, signed, answer, digest, received_at, superseded_by"
+    "account_id, state, received, signed, answer, digest, received_at, superseded_by, simulation"
 )
 
 _INSERT_ALERT = (
     "INSERT INTO alerts (sender, identifier, sent, sent_utc, status, msg_type, scope, expires_utc, "
-    "refs, areas_json, entity_id, account_id, state, received, signed, answer, digest, received_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "refs, areas_json, entity_id, account_id, state, received, signed, answer, digest, received_at, "
+    "simulation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -41,7 +41,7 @@ def alert_row(row: Sequence[Any]) -> StoredAlert:
         expires=None if row[7] is None else from_utc_text(row[7]),
         references=row[8], entity_id=row[9], account_id=row[10], state=AlertState(row[11]),
         received=bytes(row[12]), signed=bytes(row[13]), answer=bytes(row[14]), digest=row[15],
-        received_at=from_utc_text(row[16]), superseded_by=row[17],
+        received_at=from_utc_text(row[16]), superseded_by=row[17], simulation=bool(row[18]),
     )
 
 
@@ -61,7 +61,7 @@ class AlertSql(SqlBase):
             alert.sender, alert.identifier, alert.sent, utc_text(alert.sent_utc), alert.status,
             alert.msg_type, alert.scope, opt_utc(alert.expires), alert.references,
             alert.areas_json, alert.entity_id, alert.account_id, str(alert.state), alert.received,
-            alert.signed, alert.answer, alert.digest, utc_text(alert.received_at),
+            alert.signed, alert.answer, alert.digest, utc_text(alert.received_at), int(alert.simulation),
         )
         links = list(dict.fromkeys(int(i) for i in references))
         supersede_ids, cancel_ids = ids_json(supersede), ids_json(cancel)
@@ -199,5 +199,5 @@ def _stored(alert_id: int, alert: NewAlert) -> StoredAlert:
         expires=None if alert.expires is None else alert.expires.astimezone(UTC),
         references=alert.references, entity_id=alert.entity_id, account_id=alert.account_id,
         state=alert.state, received=alert.received, signed=alert.signed, answer=alert.answer,
-        digest=alert.digest, received_at=alert.received_at.astimezone(UTC),
+        digest=alert.digest, received_at=alert.received_at.astimezone(UTC), simulation=alert.simulation,
     )

@@ -101,9 +101,12 @@ class EntitySql(SqlBase):
                                    (name,))
         return None if row is None else entity_row(row)
 
-    async def simulation_entities(self) -> frozenset[int]:
-        """The ids of the entities in the simulation environment."""
-        return frozenset(r[0] for r in await self._read("SELECT id FROM entities WHERE simulation = 1"))
+    async def set_entity_simulation(self, entity_id: int, simulation: bool) -> None:
+        async def op(conn: aiosqlite.Connection) -> None:
+            await conn.execute("UPDATE entities SET simulation = ? WHERE id = ?",
+                               (int(simulation), entity_id))
+
+        await self._write(op, single_statement=True)
 
     async def entity_for_sender(self, sender: str) -> Entity | None:
         row = await self._read_one(

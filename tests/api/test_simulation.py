@@ -46,6 +46,14 @@ async def test_feeds_keep_a_simulation_entitys_alerts_out_of_the_public_feed(
     assert "Oefenbrand" not in await feed(client, "/feeds/alerts.rss")
     test = await feed(client, "/feeds/test.atom")
     assert "<title>[SIMULATION] Oefenbrand</title>" in test and "Echte brand" not in test
+    # nor is it public on the REST API: its entity reads it, nobody else without a token
+    async with client.get("/alerts") as resp:
+        assert [a["sender"] for a in (await resp.json())["alerts"]] == ["police@example.be"]
+    async with client.get("/alerts", headers={"Authorization": f"Bearer {oefen.token}"}) as resp:
+        mine = [a for a in (await resp.json())["alerts"] if a["sender"] == "oefen@example.be"]
+    assert len(mine) == 1 and mine[0]["simulation"] is True
+    async with client.get(mine[0]["href"]) as resp:
+        assert resp.status == 401
     # its campaign is a simulation, and says so
     for _ in range(100):
         async with client.get("/campaigns", headers={"Authorization": f"Bearer {oefen.token}"}) as resp:
@@ -54,6 +62,27 @@ async def test_feeds_keep_a_simulation_entitys_alerts_out_of_the_public_feed(
             break
         await asyncio.sleep(0.02)
     assert campaigns and campaigns[0]["simulation"] is True
+
+
+async def test_an_entity_taken_live_keeps_its_exercise_alerts_out_of_the_public_feed(
+        hub: Hub, client: TestClient, keypairs: dict[str, tuple[bytes, bytes]]) -> None:  # type: ignore[type-arg]
+    oefen = await simulation_sender(hub, client, keypairs)
+    assert (await oefen.post(oefen.signed(oefen.alert(headline="Oefenbrand")[0])))[0] == 201
+    assert "Oefenbrand" in await feed(client, "/feeds/test.atom")
+    entity, changed = await admin.set_simulation(hub.store, "oefen", False)
+    assert changed and not entity.simulation
+    assert (await oefen.post(oefen.signed(oefen.alert(headline="Echte brand")[0])))[0] == 201
+    public, test = await feed(client, "/feeds/alerts.atom"), await feed(client, "/feeds/test.atom")
+    assert "Echte brand" in public and "Oefenbrand" not in public  # the exercise stays one
+    assert "<title>[SIMULATION] Oefenbrand</title>" in test and "Echte brand" not in test
+    by_alert: dict[str, bool] = {}
+    for _ in range(100):
+        async with client.get("/campaigns", headers={"Authorization": f"Bearer {oefen.token}"}) as resp:
+            by_alert = {c["alert"]: c["simulation"] for c in (await resp.json())["campaigns"]}
+        if len(by_alert) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert sorted(by_alert.values()) == [False, True]
 
 
 async def test_a_hub_in_simulation_marks_every_feed(
