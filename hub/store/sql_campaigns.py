@@ -321,8 +321,37 @@ class CampaignSql(SqlBase):
             return []
 
         async def op(conn: aiosqlite.Connection) -> list[tuple[int, bool, str | None, int]]:
+            # A few statements for the whole batch, not three per receipt; the same outcome as
+            # looking each receipt up in turn: a row a receipt inserts is found by a later one
+            # (in ``by_id``), an update applies once (``state IS NULL``). A receipt correlated
+            # in memory has one form: the id its submit got, as indexed.
+            wanted = list({f: None for forms, *_ in rows for f in forms})
+            by_id: dict[str, int] = {r[0]: r[1] for r in await conn.execute_fetchall(
+                "SELECT message_id, delivery_id FROM delivery_messages "
+                "WHERE message_id IN (SELECT value FROM json_each(?))", (json.dumps(wanted),))}
             touched: dict[int, None] = {}
-            await _receipts_by_lookup(conn, [r for r in rows if r[0]], touched)
+            updates: list[tuple[str, str | None, str]] = []
+            inserts: list[tuple[int, str, int, int, str, str | None]] = []
+            for forms, known, part, parts, delivered, reason in rows:
+                if not forms:
+                    continue
+                state = "delivered" if delivered else "failed"
+                message_id = next((f for f in forms if f in by_id), None)
+                if message_id is not None:
+                    updates.append((state, reason, message_id))
+                    touched[by_id[message_id]] = None
+                elif known is not None:  # the receipt overtook the worker's index write
+                    inserts.append((known, forms[0], part, parts, state, reason))
+                    by_id[forms[0]] = known
+                    touched[known] = None
+            if inserts:
+                await conn.executemany(
+                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", inserts)
+            if updates:
+                await conn.executemany(
+                    "UPDATE delivery_messages SET state = ?, reason = ? WHERE message_id = ? "
+                    "AND state IS NULL", updates)
             if not touched:
                 return []
             tally = {r[0]: tuple(r[1:]) for r in await conn.execute_fetchall(
@@ -338,6 +367,7 @@ class CampaignSql(SqlBase):
                     done.append((delivery_id, not failed, reason, parts))
             return done
 
+        # Plain SQL: on the writer's thread in one trip, not one per statement.
         return await self._write(op, sql_only=True)
 
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
@@ -364,41 +394,6 @@ class CampaignSql(SqlBase):
         return ([(r[0], r[1], r[2], r[3], ",".join(json.loads(r[4])) or None) for r in members],
                 [(r[0], r[1], r[2]) for r in phones],
                 [(r[0], r[1]) for r in emails], [(r[0], r[1]) for r in links])
-
-
-
-async def _receipts_by_lookup(conn: aiosqlite.Connection,
-                              rows: Sequence[tuple[Sequence[str], int | None, int, int, bool, str | None]],
-                              touched: dict[int, None]) -> None:
-    """Receipts found in the index by any form of their id (a correlated one has one: the
-    id its submit got), in a few statements for the whole batch, not three per receipt; the
-    same outcome as looking each one up in turn (a row a receipt inserts is found by a later
-    one, in ``by_id``; an update applies once, ``state IS NULL``). Adds their deliveries to
-    ``touched``."""
-    wanted = list({f: None for forms, *_ in rows for f in forms})
-    by_id: dict[str, int] = {r[0]: r[1] for r in await conn.execute_fetchall(
-        "SELECT message_id, delivery_id FROM delivery_messages "
-        "WHERE message_id IN (SELECT value FROM json_each(?))", (json.dumps(wanted),))}
-    updates: list[tuple[str, str | None, str]] = []
-    inserts: list[tuple[int, str, int, int, str, str | None]] = []
-    for forms, known, part, parts, delivered, reason in rows:
-        state = "delivered" if delivered else "failed"
-        message_id = next((f for f in forms if f in by_id), None)
-        if message_id is not None:
-            updates.append((state, reason, message_id))
-            touched[by_id[message_id]] = None
-        elif known is not None:  # the receipt overtook the worker's index write
-            inserts.append((known, forms[0], part, parts, state, reason))
-            by_id[forms[0]] = known
-            touched[known] = None
-    if inserts:
-        await conn.executemany(
-            "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", inserts)
-    if updates:
-        await conn.executemany(
-            "UPDATE delivery_messages SET state = ?, reason = ? WHERE message_id = ? "
-            "AND state IS NULL", updates)
 
 
 async def record_outcomes_op(conn: aiosqlite.Connection, rows: Sequence[Outcome], now: str,
