@@ -3,20 +3,7 @@ own id known, the delivery too) and receipts looked up by every reading of their
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from hub.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore.in_data_dir(tmp_path)
-    await s.open()
-    yield s
-    await s.close()
+from hub.store.sqlite import SqliteStore  # the ``store`` fixture: tests/store/conftest.py
 
 
 async def index(store: SqliteStore) -> list[tuple[str, int, str | None]]:
