@@ -21,8 +21,10 @@ Manners: a strong ETag (a hash of the bytes; the gzip variant has its own), Last
 If-Modified-Since, ``Cache-Control: public, max-age=N`` (``[feeds] max_age``, 60 s), gzip
 made once per build, pages under 900 KB linked with ``rel="next"`` (``?page=N``). Links are
 absolute: ``[feeds] base_url`` when set, else the request's scheme and Host (no proxy
-headers are read). With ``[feeds] websub_hub`` set, every feed names that WebSub hub with
-``rel="hub"`` (the push stage, ``hub.services.push``, pings it on each change).
+headers are read). With ``[feeds] websub_hub`` set, the unfiltered feeds name that WebSub hub with
+``rel="hub"`` (the push stage, ``hub.services.push``, pings it with their URLs on each change).
+A filtered feed names none: its URL is never pinged, so a subscriber to it would wait for
+nothing; its readers poll it (ETag, Last-Modified, max-age).
 
 Feeds link each alert to ``/alerts/{id}.cap`` (``/alerts/{id}`` is the same document), which
 signs it when first read (``Ingest.countersign``): building a feed never signs anything.
@@ -232,7 +234,7 @@ class Feeds:
         self.builds += 1
         title = f"SIMULATION - {kind.title}" if self.simulation else kind.title
         meta = FeedMeta(title, feed_url(base_url, kind.path, filters), base_url, self._author, now,
-                        self.websub_hub)
+                        self.websub_hub if _pinged(filters) else "")
         render = atom_pages if kind.atom else rss_pages
         pages = [Page(body, gzip.compress(body, 6, mtime=0), hashlib.sha256(body).hexdigest()[:32])
                  for body in render(meta, items, max_bytes=self.max_bytes)]
@@ -318,10 +320,16 @@ async def serve_feed(request: web.Request, kind: FeedKind) -> web.StreamResponse
         if since is not None and built.last_modified <= since:
             metrics.feed_not_modified.labels(kind.path).inc()
             return web.Response(status=304, headers=headers)
-    if feeds.websub_hub:  # WebSub discovery (§4) in HTTP as well as in the feed
+    if feeds.websub_hub and _pinged(filters):  # WebSub discovery (§4) in HTTP as in the feed
         topic = feed_url(base_url, kind.path, filters)
         headers["Link"] = f'<{feeds.websub_hub}>; rel="hub", <{topic}>; rel="self"'
     headers["Content-Type"] = f"{ATOM_TYPE if kind.atom else RSS_TYPE}; charset=utf-8"
     if gz:
         headers["Content-Encoding"] = "gzip"
     return web.Response(body=page.gzipped if gz else page.body, headers=headers)
+
+
+def _pinged(filters: FeedFilter) -> bool:
+    """Whether the push stage pings the WebSub hub for this feed: the unfiltered ones only
+    (``PushStage.topics``), as a filter's combinations are not enumerable."""
+    return not filters.query()

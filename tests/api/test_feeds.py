@@ -434,6 +434,11 @@ async def test_settings_max_age_base_url_and_websub_hub(
         root, _ = await feed(client)
         href = root.find("a:entry/a:link", NS).get("href")  # type: ignore[union-attr]
         assert href == f"https://alerts.example.be/alerts/{alert_id}.cap"
+        # A filtered feed's URL is never pinged: it names no WebSub hub, so nobody subscribes
+        # to a topic that would never be announced; it is polled.
+        root, headers = await feed(client, "/feeds/alerts.atom?lang=nl")
+        rels = {link.get("rel") for link in root.findall("a:link", NS)}
+        assert "hub" not in rels and "self" in rels and "Link" not in headers
     finally:
         await hub.stop()
 
