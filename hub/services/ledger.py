@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from hub.config import LedgerSettings
 from hub.domain import Entity
 from hub.errors import HubError
+from hub.store.base import Conflict
 from hub.store.sql_ledger import CampaignUsage, LedgerEntry
 
 POLICY = ("sending never stops for money: a campaign that outruns the prepaid balance is sent "
@@ -222,7 +223,10 @@ async def activate(store: LedgerStore, entity: Entity, settings: LedgerSettings,
     if any(e.kind == "activation" for e in await store.ledger_entries(entity.id)):
         raise LedgerError(f"entity {entity.name!r} is already activated")
     when = at or datetime.now(UTC)
-    entry = await store.add_ledger_entry(entity.id, "activation", float(_eur(settings.activation_fee_eur)),
-                                         at=when)
+    try:
+        fee = float(_eur(settings.activation_fee_eur))
+        entry = await store.add_ledger_entry(entity.id, "activation", fee, at=when)
+    except Conflict:  # activated meanwhile by another command: the store keeps one activation
+        raise LedgerError(f"entity {entity.name!r} is already activated") from None
     await store.audit(actor, "ledger.activation", f"entity:{entity.id}", "ok", at=when)
     return entry

@@ -3,6 +3,7 @@ prepaid balance that runs out mid-campaign (sending goes on; the overdraft is re
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hub.domain import EntityType
-from hub.services import ledger
+from hub.services import admin, ledger
 from hub.services.admin import ADMIN
 from hub.wiring import Hub
 from tests.api.conftest import MakeSender, campaign_done
@@ -79,3 +80,13 @@ async def test_balance_running_out_mid_campaign(hub: Hub, client: TestClient,  #
                             headers={"Authorization": f"Bearer {police.token}"})
     html = await page.text()
     assert "overdraft (EUR)" in html and "0.050" in html
+
+
+async def test_two_activations_at_once_leave_one_and_say_so(hub: Hub) -> None:
+    entity, _ = await admin.add_entity(hub.store, "race", EntityType.GROUPS, ["race@example.be"])
+    results = await asyncio.gather(*(ledger.activate(hub.store, entity, hub.settings.ledger, actor=ADMIN)
+                                     for _ in range(2)), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], ledger.LedgerError)
+    assert str(errors[0]) == "entity 'race' is already activated"
+    assert [e.kind for e in await hub.store.ledger_entries(entity.id)] == ["activation"]
