@@ -133,7 +133,7 @@ class VoiceWorker:
 
     async def sweep_audio_periodically(self, interval: float = AUDIO_SWEEP) -> None:
         """Run until cancelled: :meth:`sweep_audio` every ``interval`` seconds. A campaign's
-        audio is at most a few MB, but every campaign with calls has some, for good."""
+        audio is a few MB at most, but every campaign with calls leaves some behind."""
         while True:
             await asyncio.sleep(interval)
             try:
