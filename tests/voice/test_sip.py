@@ -96,9 +96,10 @@ async def test_a_peer_that_hangs_up_after_one_second(sipp: Callable[[str], Sipp]
     assert wav_seconds(speech[1]) > 2.2  # it did not hear the whole message
 
 
+@pytest.mark.parametrize("scenario", ["confirm", "confirm_rtp"])  # SIP INFO, RFC 4733 events
 async def test_pressing_1_confirms(sipp: Callable[[str], Sipp], provider_for: Provider,
-                                   speech: tuple[VoiceScript, Path]) -> None:
-    peer = sipp("confirm")
+                                   speech: tuple[VoiceScript, Path], scenario: str) -> None:
+    peer = sipp(scenario)
     provider: SipVoiceProvider = await provider_for(peer.trunk)
     result = await provider.call(NUMBER, *speech)
     assert result.outcome is CallOutcome.ANSWERED and result.confirmed
