@@ -55,7 +55,8 @@ from hub.domain import Channel, EntityType, Role
 from hub.outputs.ratelimit import TokenBucket
 from hub.services import admin
 from hub.services.members import ADMIN
-from hub.services.worker import ChannelWorker, track_receipts
+from hub.services.receipts import track_receipts
+from hub.services.worker import ChannelWorker
 from hub.wiring import ALL_ROLES, Hub, make_provider
 from tests.peers.smsc_peer import Smsc
 from tests.peers.smsc_timed import TimedSmsc

@@ -35,6 +35,7 @@ from hub.services.ingest import HubIdentity, Ingest
 from hub.services.members import Members
 from hub.services.push import PushStage, build_stage
 from hub.services.push import declare as declare_push
+from hub.services.receipts import track_receipts
 from hub.services.router import (
     CHANNEL_QUEUES,
     EVENTS_QUEUE,
@@ -44,7 +45,7 @@ from hub.services.router import (
     Router,
 )
 from hub.services.tracker import EVENTS_TOPICS, Tracker
-from hub.services.worker import ChannelWorker, track_receipts
+from hub.services.worker import ChannelWorker
 from hub.store.sqlite import SqliteStore
 from hub.voice.setup import start_voice
 from hub.voice.worker import VoiceWorker

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hub.outputs.smpp.receipt_queue import ReceiptQueue
 from hub.outputs.smpp.receipts import Receipt
 from hub.outputs.sms_text import SmsText
 
@@ -77,7 +78,7 @@ class SimulatorSmsProvider:
         self._keep_sent = keep_sent
         self.sent: list[tuple[str, str]] = []  # (number, text) when keep_sent, for tests
         self.late_share, self.late_after = late_share, late_after
-        self.receipts: asyncio.Queue[Receipt] = asyncio.Queue()
+        self.receipts = ReceiptQueue()
         self._pending: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:

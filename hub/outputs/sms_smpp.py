@@ -26,7 +26,8 @@ from collections.abc import Sequence
 
 from hub.errors import DeliveryError
 from hub.outputs.simulator import SmsOutcome
-from hub.outputs.smpp import ConnectionLost, Pool, Receipt
+from hub.outputs.smpp import ConnectionLost, Pool
+from hub.outputs.smpp.receipt_queue import ReceiptQueue
 from hub.outputs.sms_text import SmsText
 
 BULK_FROM = 16  # numbers in one call from which an unpaced send takes the bulk path
@@ -49,7 +50,7 @@ class SmppSmsProvider:
         await self.pool.close()
 
     @property
-    def receipts(self) -> asyncio.Queue[Receipt]:
+    def receipts(self) -> ReceiptQueue:
         """Receipts from every bind, correlated in memory when the submit was recent."""
         return self.pool.receipt_queue
 

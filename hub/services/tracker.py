@@ -1,15 +1,17 @@
 """The tracker stage: delivery outcomes in, stored in batches; campaigns' ends recorded.
 
-It consumes ``delivery.events``: the outcome batches of the workers and of the SMS receipts
-(a JSON list of ``{id, state, reason, parts, cost_eur}``, with ``seconds`` for calls) and the
-``campaign.*`` events. Recording is idempotent: a final state stays final, so a redelivered
-event changes nothing. Workers store most outcomes themselves before they publish them; a
-read (``tracking_needed``) tells the tracker whether anything is left to write, so that it
-takes the store's writer, shared with the workers, only when it has work: then one job
-stores the outcomes still owed and looks at the campaigns' ends. An outcome the tracker
-stores is priced here by the ``[cost]`` settings and the number's prefix
-(:mod:`hub.campaigns.cost`): SMS per part, calls per started minute (the worker's figure
-when the event gives no ``seconds``).
+It consumes ``delivery.events``: outcome batches (a JSON list of ``{id, state, reason,
+parts, cost_eur}``, with ``seconds`` for calls: the voice worker's, the SMS receipts', the
+skipped and cancelled of the channel workers), the note a channel worker sends for the
+outcomes it stored itself (``{"campaigns": [id], "stored": n}``: nothing to write, the
+campaign's end to look at) and the ``campaign.*`` events. Recording is idempotent: a final
+state stays final, so a redelivered event changes nothing. Stages store most outcomes
+themselves before they publish them; a read (``tracking_needed``) tells the tracker whether
+anything is left to write, so that it takes the store's writer, shared with the workers,
+only when it has work: then one job stores the outcomes still owed and looks at the
+campaigns' ends. An outcome the tracker stores is priced here by the ``[cost]`` settings
+and the number's prefix (:mod:`hub.campaigns.cost`): SMS per part, calls per started minute
+(the worker's figure when the event gives no ``seconds``).
 
 After each batch it looks at the campaigns it touched (a ``campaign.planned`` event checks
 its campaign too: a small campaign may be sent before the router has marked it sending):
@@ -91,9 +93,14 @@ class Tracker:
         """The ``delivery.events`` queue's consumer."""
         try:
             event = json.loads(message.body)
-            if message.topic == EVENTS_QUEUE:
+            rows: list[OutcomeRow]
+            seconds: dict[int, float]
+            if message.topic == EVENTS_QUEUE and isinstance(event, dict):
+                # outcomes their stage stored itself: only the campaigns' ends to look at
+                rows, seconds, campaigns = [], {}, [int(c) for c in event["campaigns"]]
+            elif message.topic == EVENTS_QUEUE:
                 rows, seconds = _outcomes(event)
-                campaigns: list[int] = []
+                campaigns = []
             elif message.topic == "campaign.planned":
                 rows, seconds, campaigns = [], {}, [int(event["campaign"])]
             else:

@@ -46,14 +46,16 @@ milliseconds between a write and the commit of its answers. Chunks claimed but n
 written are sent once, after the grace.
 
 **SMPP receipts.** With a real SMSC (:class:`hub.outputs.sms_smpp.SmppSmsProvider`) an SMS
-accepted by the SMSC is *submitted*, not delivered: the worker stores the message id of every
-part (``delivery_messages``, written before the ack, with the submitted marker) and publishes
-no outcome for it. :func:`track_receipts` reads the pool's receipts, records each part's
-final receipt in the store (matched by the in-memory tag, else by message id, so a receipt
-arriving hours later, after a restart, still finds its delivery) and, once every part of a
-delivery has its receipt, publishes the delivery's outcome to ``delivery.events``: delivered
-when every part was, else failed with the receipt's state (``UNDELIV err:...``), with the
-parts and their cost either way. A receipt for an id nobody knows is logged and dropped.
+accepted by the SMSC is *submitted*, not delivered, until its receipts come. While a chunk is
+in hand its tags are held on the provider's receipt queue
+(:class:`~hub.outputs.smpp.receipt_queue.ReceiptQueue`): the final receipts that come before
+its answers are stored (an SMSC on a fast link sends them milliseconds after the submit)
+are taken here, and a delivery all of whose parts' receipts came is stored final, delivered
+or failed, in the same write as the chunk's other answers. The rest are stored *submitted*
+with the message id of every part (``delivery_messages``, written before the ack, with the
+submitted marker, and with the states of the parts whose receipts came); their receipts are
+recorded as they come by :func:`hub.services.receipts.track_receipts`, whose write ends each
+delivery it completes. See :mod:`hub.store.sql_receipts` for the state model.
 
 Voice deliveries are skipped ("voice not yet available").
 """
@@ -70,20 +72,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from hub.broker.base import Broker, Message, Retry
-from hub.campaigns.cost import Prices
+from hub.campaigns.cost import Prices, euro
 from hub.cap.model import Alert, Info
 from hub.domain import Campaign, CampaignState, Channel, DeliveryState, StoredAlert
 from hub.outputs.email_render import render_email
 from hub.outputs.email_smtp import EmailProvider, Outcome, SmtpProvider
 from hub.outputs.ratelimit import Pacer, TokenBucket
 from hub.outputs.simulator import SimulatorSmsProvider, SmsOutcome, SmsProvider
-from hub.outputs.smpp.receipts import Receipt, canonical_id, id_forms
+from hub.outputs.smpp.receipt_queue import ReceiptQueue
+from hub.outputs.smpp.receipts import Receipt, canonical_id
 from hub.outputs.sms_smpp import SmppSmsProvider
-from hub.outputs.sms_text import Policy, SmsText, sms_cost, sms_text
+from hub.outputs.sms_text import Policy, SmsText, sms_text
 from hub.services.alert_cache import AlertCache
 from hub.services.batches import BatchRow, open_batch
+from hub.services.receipts import OutcomeRow, outcomes_body, stored_body
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
-from hub.store.base import CampaignStore, Store
+from hub.store.base import CampaignStore, MessageRow, Store
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -94,9 +98,6 @@ MESSAGE_ID_DOMAIN = "hub.invalid"
 CACHED_ALERTS = 64  # parsed alerts kept (one per campaign in flight)
 CANCEL_CHECK = 0.25  # seconds between looks at the campaign's state while a batch is sent
 
-RECEIPT_BATCH = 1_000  # receipts stored and published together at most
-RECEIPT_TRIES = 5  # attempts to record a batch of receipts (a busy store, a broker hiccup)
-RECEIPT_RETRY = 0.5  # seconds before the 2nd attempt, growing linearly
 MAX_ATTEMPTS = 5  # attempts per delivery before a transient failure is final
 RETRY_BASE = 2.0  # seconds before the 2nd attempt...
 RETRY_FACTOR = 2.0  # ...multiplied by this for each next one
@@ -108,9 +109,6 @@ CLAIM_SPAN = 0.05  # seconds of sending (at the rate) claimed and stored togethe
 EMAIL_STEP = 0.01  # seconds of e-mail recipients (at the rate) in one SMTP transaction at least
 SENDING_GRACE = timedelta(minutes=2)  # a claim older than this belongs to a dead worker
 
-# One outcome: (delivery id, state, reason, parts, cost in euro)
-OutcomeRow = tuple[int, DeliveryState, str | None, int, float]
-# One delivery of a batch: (id, address, language, info index)
 # One part's message id: (delivery id, message id, part, parts)
 MessageIdRow = tuple[int, str, int, int]
 
@@ -120,7 +118,7 @@ class PartIds:
     """The SMSC's message ids of one chunk: of SMS submitted whole (their receipts will tell),
     and of parts of SMS that failed half-way (superseded: the SMS is sent again whole)."""
 
-    submitted: list[MessageIdRow] = field(default_factory=list)
+    submitted: list[MessageRow] = field(default_factory=list)
     superseded: list[MessageIdRow] = field(default_factory=list)
 
 
@@ -131,7 +129,8 @@ class Sent:
     SMS submitted to an SMSC that wait for their receipts (with their message ids: delivery
     id, message id, part, parts)."""
 
-    outcomes: list[OutcomeRow] = field(default_factory=list)
+    outcomes: list[OutcomeRow] = field(default_factory=list)  # not stored (skipped, cancelled)
+    stored: int = 0  # final or submitted outcomes stored by the worker
     awaiting: list[int] = field(default_factory=list)
     retries: list[tuple[BatchRow, int, str]] = field(default_factory=list)
     busy: list[int] = field(default_factory=list)
@@ -139,12 +138,6 @@ class Sent:
 
 class WorkerStore(Store, CampaignStore, Protocol):
     pass
-
-
-def outcomes_body(rows: Sequence[OutcomeRow]) -> bytes:
-    """The body of one ``delivery.events`` message: a JSON list of outcomes."""
-    return json.dumps([{"id": i, "state": s.value, "reason": r, "parts": p, "cost_eur": c}
-                       for i, s, r, p, c in rows], separators=(",", ":")).encode()
 
 
 class ChannelWorker:
@@ -187,6 +180,9 @@ class ChannelWorker:
             else Pacer.for_rate(bucket.rate_per_s, self._burst)
         if isinstance(provider, SmppSmsProvider) and not self._pacer.unlimited:
             provider.pool.pacer = self._pacer  # taken per submit_sm, as it is written
+        # Receipts that come while their SMS's chunk is in hand are stored with its answers.
+        receipts = getattr(provider, "receipts", None) if channel is Channel.SMS else None
+        self._receipts = receipts if isinstance(receipts, ReceiptQueue) else None
         self._clock = clock
         self._prices = prices or Prices()  # per number prefix, as the tracker prices
         self._countersign = countersign
@@ -214,9 +210,10 @@ class ChannelWorker:
         first_try = float(batch.get("first_try") or self._clock().timestamp())
         sent = await self.deliver(campaign, opened.alert_id, deliveries, first_try=first_try)
         now = self._clock()
-        if sent.outcomes:
-            # Stored already (but for skipped/cancelled ones): the tracker counts and finishes.
+        if sent.outcomes:  # skipped, cancelled: the tracker stores them
             await self._broker.publish(EVENTS_QUEUE, outcomes_body(sent.outcomes))
+        if sent.stored:  # stored here: the tracker only looks at the campaign's end
+            await self._broker.publish(EVENTS_QUEUE, stored_body(campaign.id, sent.stored))
         by_attempt: dict[int, list[BatchRow]] = {}
         for row, attempt, _ in sent.retries:
             by_attempt.setdefault(attempt + 1, []).append(row)
@@ -281,22 +278,25 @@ class ChannelWorker:
                       out_of_time: bool) -> None:
         """Store one chunk's answers at once (the submitted marker), and note what to publish
         and what to retry."""
-        submitted: list[int] = []
+        awaiting: list[tuple[int, int, float]] = []
         final: list[OutcomeRow] = []
         retries: list[tuple[BatchRow, int, str]] = []
+        resent: list[int] = []
         for row, (outcome, transient) in zip(chunk, results, strict=True):
             attempt = claimed[row[0]]
+            if attempt > 1 and self.channel is Channel.SMS:
+                resent.append(row[0])  # the parts its earlier attempts sent are billed with it
             if outcome[1] is DeliveryState.SUBMITTED:
-                submitted.append(row[0])  # its receipts will tell
+                awaiting.append((row[0], outcome[3], outcome[4]))  # its receipts will tell
             elif transient and attempt < self._attempts and not out_of_time:
                 retries.append((row, attempt, outcome[2] or "transient failure"))
             else:
                 final.append(outcome)
-        await self._store.settle(submitted, [(d[0], reason) for d, _, reason in retries],
+        await self._store.settle((), [(d[0], reason) for d, _, reason in retries],
                                  at=self._clock(), outcomes=final, message_ids=ids.submitted,
-                                 superseded=ids.superseded)
-        sent.awaiting.extend(submitted)
-        sent.outcomes.extend(final)
+                                 superseded=ids.superseded, awaiting=awaiting, resent=resent)
+        sent.awaiting.extend(a[0] for a in awaiting)
+        sent.stored += len(final) + len(awaiting)
         sent.retries.extend(retries)
 
     async def _alert(self, alert_id: int) -> tuple[StoredAlert, Alert]:
@@ -341,17 +341,40 @@ class ChannelWorker:
             provider: SmsProvider = self._provider
             return await provider.send(sms, [d[1] for d in rows])
 
-        results = await self._stepped(todo, sms.part_count, step)
+        queue = self._receipts
+        tags = [d[0] for d in todo]
+        if queue is not None:
+            queue.hold(tags)  # receipts that come while this chunk is in hand: stored with it
+        try:
+            results = await self._stepped(todo, sms.part_count, step)
+            return self._sms_outcomes(sms, todo, results, ids)
+        finally:
+            if queue is not None:
+                queue.release(tags)  # what was not taken (a failure, a cancel) goes the usual way
+
+    def _sms_outcomes(self, sms: SmsText, todo: Sequence[BatchRow], results: Sequence[SmsOutcome],
+                      ids: PartIds) -> list[tuple[OutcomeRow, bool]]:
+        queue = self._receipts
         out: list[tuple[OutcomeRow, bool]] = []
         for (delivery_id, number, *_), result in zip(todo, results, strict=True):
             # A submitted SMS is billed, delivered or not, at its number's price.
-            cost = float(self._prices.sms(number, result.parts))
+            cost = euro(self._prices.sms(number, result.parts))
+            held = queue.take(delivery_id) if queue is not None else []
             if result.ok and result.message_ids:
                 # Indexed in canonical form, as receipts look them up (an SMSC may answer
                 # "00EE6B2800" and put "ee6b2800" or "4000000000" in the receipt).
                 n = len(result.message_ids)
-                ids.submitted.extend((delivery_id, canonical_id(mid), i + 1, n)
-                                     for i, mid in enumerate(result.message_ids))
+                canon = [canonical_id(mid) for mid in result.message_ids]
+                came = _by_part(canon, held)
+                if len(came) == n:  # every part's receipt is in: the delivery ends here
+                    failed = min((r for r in came.values() if r is not None), default=None)
+                    state = DeliveryState.FAILED if failed is not None else DeliveryState.DELIVERED
+                    out.append(((delivery_id, state, failed, result.parts, cost), False))
+                    continue
+                ids.submitted.extend(
+                    (delivery_id, mid, i + 1, n, *(("failed" if came[i] else "delivered", came[i])
+                                                   if i in came else (None, None)))
+                    for i, mid in enumerate(canon))
                 out.append(((delivery_id, DeliveryState.SUBMITTED, None, result.parts, cost), False))
             elif result.ok:
                 out.append(((delivery_id, DeliveryState.DELIVERED, None, result.parts, cost), False))
@@ -458,47 +481,15 @@ class ChannelWorker:
         await self._settle(results, ids, mine, claimed, sent, out_of_time)
 
 
-def _receipt_row(receipt: Receipt) -> tuple[tuple[str, ...], int | None, int, int, bool, str | None]:
-    reason = None if receipt.delivered else receipt.state + (f" err:{receipt.error}" if receipt.error else "")
-    tag = receipt.tag if isinstance(receipt.tag, int) else None
-    # Correlated in memory: the one id the index holds (or will hold) for this part.
-    forms = (receipt.submit_id,) if receipt.submit_id and tag is not None else id_forms(receipt.message_id)
-    return forms, tag, receipt.part, receipt.parts, receipt.delivered, reason
-
-
-async def record_receipts(store: CampaignStore, broker: Broker,
-                          receipts: Sequence[Receipt]) -> list[OutcomeRow]:
-    """Store final receipts per part; publish (and return) the outcomes of the deliveries
-    whose every part now has its receipt."""
-    final = [r for r in receipts if r.final]
-    if not final:
-        return []
-    done = await store.message_receipts([_receipt_row(r) for r in final])
-    rows: list[OutcomeRow] = [
-        (delivery_id, DeliveryState.DELIVERED if ok else DeliveryState.FAILED, reason, parts,
-         float(sms_cost(parts)))
-        for delivery_id, ok, reason, parts in done]
-    if rows:
-        await broker.publish(EVENTS_QUEUE, outcomes_body(rows))
-    return rows
-
-
-async def track_receipts(store: CampaignStore, broker: Broker, queue: asyncio.Queue[Receipt]) -> None:
-    """Run until cancelled: receipts from ``queue`` (the SMPP pool's), stored and published
-    in batches of what has arrived (at most ``RECEIPT_BATCH``)."""
-    while True:
-        batch = [await queue.get()]
-        while len(batch) < RECEIPT_BATCH and not queue.empty():
-            batch.append(queue.get_nowait())
-        # The SMSC has had its deliver_sm_resp: a batch dropped here is never sent again, and
-        # its deliveries would wait as submitted until sms_wait. Recording again is harmless
-        # (a part's receipt is stored once; the tracker ignores a repeated final outcome).
-        for attempt in range(1, RECEIPT_TRIES + 1):
-            try:
-                await record_receipts(store, broker, batch)
-                break
-            except Exception:  # keep reading whatever happens
-                log.exception("could not record %d delivery receipts (attempt %d of %d)", len(batch),
-                              attempt, RECEIPT_TRIES)
-                if attempt < RECEIPT_TRIES:
-                    await asyncio.sleep(RECEIPT_RETRY * attempt)
+def _by_part(ids: Sequence[str], held: Sequence[Receipt]) -> dict[int, str | None]:
+    """The parts (0-based) of a message whose parts got ``ids`` (canonical) whose final receipt
+    is among ``held``: None for a part delivered, else the receipt's reason."""
+    if not held:
+        return {}
+    index = {mid: i for i, mid in enumerate(ids)}
+    came: dict[int, str | None] = {}
+    for receipt in held:
+        i = index.get(receipt.submit_id)
+        if i is not None:  # else a part of an earlier try of the same delivery: not this message's
+            came.setdefault(i, receipt.reason)
+    return came

@@ -7,7 +7,7 @@ pass parsed fields in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -32,6 +32,10 @@ from hub.domain import (
     StoredAlert,
 )
 from hub.errors import StoreError
+
+# One SMS part's message id: (delivery id, message id, part, parts), or with the state and
+# reason of its receipt when that came first.
+MessageRow = tuple[int, str, int, int] | tuple[int, str, int, int, str | None, str | None]
 
 
 class Conflict(StoreError):
@@ -275,12 +279,17 @@ class CampaignStore(Protocol):
     async def settle(self, submitted: Sequence[int], retries: Sequence[tuple[int, str]], *,
                      at: datetime,
                      outcomes: Sequence[tuple[int, DeliveryState, str | None, int, float]] = (),
-                     message_ids: Sequence[tuple[int, str, int, int]] = (),
-                     superseded: Sequence[tuple[int, str, int, int]] = ()) -> None:
-        """The provider answered, in one transaction: sending → submitted (awaiting its
-        receipts; ``message_ids`` as in :meth:`add_message_ids`), → a final outcome, or →
-        queued (with the reason) for those retried after a transient failure. ``superseded``:
-        ids of the parts of an SMS that failed half-way, whose receipts must not count."""
+                     message_ids: Sequence[MessageRow] = (),
+                     superseded: Sequence[tuple[int, str, int, int]] = (),
+                     awaiting: Sequence[tuple[int, int, float]] = (),
+                     resent: Collection[int] = ()) -> None:
+        """The provider answered, in one transaction: sending → submitted (``submitted``;
+        ``awaiting``: SMS awaiting receipts as (delivery, parts, cost), ``message_ids`` as in
+        :meth:`add_message_ids`, with the state of parts whose receipt came), → a final
+        outcome, or → queued (with the reason) for those retried after a transient failure.
+        ``superseded``: ids of the parts of an SMS that failed half-way, whose receipts must
+        not count; ``resent``: deliveries whose earlier attempts' parts are billed with this
+        one's (see :mod:`hub.store.sql_receipts`)."""
 
     async def record_outcomes(self, rows: Sequence[tuple[int, DeliveryState, str | None, int, float]],
                               *, at: datetime) -> list[int]:
@@ -299,13 +308,14 @@ class CampaignStore(Protocol):
         already known (its receipt came first) is kept as it is."""
 
     async def message_receipts(
-        self, rows: Sequence[tuple[Sequence[str], int | None, int, int, bool, str | None]],
+        self, rows: Sequence[tuple[Sequence[str], int | None, int, int, bool, str | None]], *,
+        at: datetime | None = None,
     ) -> list[tuple[int, bool, str | None, int]]:
         """Record final receipts: (the message id's forms, canonical first; the delivery id
         when already known, else None; part; parts; delivered; reason). An id found in
         neither the index nor a known delivery is ignored. Returns, for each delivery whose
         every part now has its receipt, (delivery id, all delivered, first failure's reason,
-        parts)."""
+        parts); those already submitted are ended in the same write."""
 
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
             list[MemberRow], list[tuple[int, str, str]], list[tuple[int, str]], list[tuple[str, int]]]:

@@ -228,57 +228,14 @@ class CampaignSql(SqlBase):
                 (DeliveryState.SENDING.value, now, now, ids, *NOT_YET_SENT,
                  DeliveryState.SENDING.value, stale))
             claimed = {r[0]: r[1] for r in rows}
+            if len(claimed) == len(delivery_ids):
+                return claimed, []  # the usual case: nothing else to look for
             sending = await conn.execute_fetchall(
                 "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
                 (ids, DeliveryState.SENDING.value))
             return claimed, sorted(r[0] for r in sending if r[0] not in claimed)
 
-        return await self._write(op)
-
-    async def settle(self, submitted: Sequence[int], retries: Sequence[tuple[int, str]], *,
-                     at: datetime,
-                     outcomes: Sequence[tuple[int, DeliveryState, str | None, int, float]] = (),
-                     message_ids: Sequence[tuple[int, str, int, int]] = (),
-                     superseded: Sequence[tuple[int, str, int, int]] = ()) -> None:
-        """After the provider answered, in one transaction: sending → submitted (awaiting
-        receipts, its ``message_ids`` indexed), sending → the final ``outcomes`` (delivery,
-        state, reason, parts, cost), and sending → queued with the transient reason for those
-        to be retried (published again now, with a back-off). ``superseded``: ids of parts of
-        SMS that failed half-way, indexed as final ('superseded'), so that their receipts
-        neither complete nor fail the delivery (they still count in its parts: billed)."""
-        if not submitted and not retries and not outcomes and not message_ids and not superseded:
-            return
-        now = utc_text(at)
-        sending = DeliveryState.SENDING.value
-
-        async def op(conn: aiosqlite.Connection) -> None:
-            if message_ids:
-                await conn.executemany(
-                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", message_ids)
-            if superseded:
-                await conn.executemany(
-                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state) "
-                    "VALUES (?, ?, ?, ?, 'superseded') "
-                    "ON CONFLICT (message_id) DO UPDATE SET state = 'superseded', reason = NULL", superseded)
-            if submitted:
-                await conn.execute(
-                    "UPDATE deliveries SET state = ?, updated_at = ? "
-                    "WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
-                    (DeliveryState.SUBMITTED.value, now, json.dumps(list(submitted)), sending))
-            if outcomes:
-                await conn.executemany(
-                    "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
-                    "WHERE id = ? AND state = ?",
-                    [(state.value, reason, parts, cost, now, i, sending)
-                     for i, state, reason, parts, cost in outcomes])
-            if retries:
-                await conn.executemany(
-                    "UPDATE deliveries SET state = ?, reason = ?, published_at = ?, updated_at = ? "
-                    "WHERE id = ? AND state = ?",
-                    [(DeliveryState.QUEUED.value, reason, now, now, i, sending) for i, reason in retries])
-
-        await self._write(op)
+        return await self._write(op, sql_only=True)
 
     async def record_outcomes(self, rows: Sequence[Outcome], *, at: datetime,
                               price: Pricer | None = None) -> list[int]:
@@ -302,73 +259,6 @@ class CampaignSql(SqlBase):
         row = await self._read_one("SELECT COALESCE(SUM(cost_eur), 0) FROM deliveries WHERE campaign_id = ?",
                                    (campaign_id,))
         return round(float(row[0]), 6) if row is not None else 0.0
-
-    async def add_message_ids(self, rows: Sequence[tuple[int, str, int, int]]) -> None:
-        if not rows:
-            return
-
-        async def op(conn: aiosqlite.Connection) -> None:
-            await conn.executemany(
-                "INSERT INTO delivery_messages (delivery_id, message_id, part, parts) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (message_id) DO NOTHING", rows)
-
-        await self._write(op)
-
-    async def message_receipts(
-        self, rows: Sequence[tuple[Sequence[str], int | None, int, int, bool, str | None]],
-    ) -> list[tuple[int, bool, str | None, int]]:
-        if not rows:
-            return []
-
-        async def op(conn: aiosqlite.Connection) -> list[tuple[int, bool, str | None, int]]:
-            # A few statements for the whole batch, not three per receipt; the same outcome as
-            # looking each receipt up in turn: a row a receipt inserts is found by a later one
-            # (in ``by_id``), an update applies once (``state IS NULL``). A receipt correlated
-            # in memory has one form: the id its submit got, as indexed.
-            wanted = list({f: None for forms, *_ in rows for f in forms})
-            by_id: dict[str, int] = {r[0]: r[1] for r in await conn.execute_fetchall(
-                "SELECT message_id, delivery_id FROM delivery_messages "
-                "WHERE message_id IN (SELECT value FROM json_each(?))", (json.dumps(wanted),))}
-            touched: dict[int, None] = {}
-            updates: list[tuple[str, str | None, str]] = []
-            inserts: list[tuple[int, str, int, int, str, str | None]] = []
-            for forms, known, part, parts, delivered, reason in rows:
-                if not forms:
-                    continue
-                state = "delivered" if delivered else "failed"
-                message_id = next((f for f in forms if f in by_id), None)
-                if message_id is not None:
-                    updates.append((state, reason, message_id))
-                    touched[by_id[message_id]] = None
-                elif known is not None:  # the receipt overtook the worker's index write
-                    inserts.append((known, forms[0], part, parts, state, reason))
-                    by_id[forms[0]] = known
-                    touched[known] = None
-            if inserts:
-                await conn.executemany(
-                    "INSERT INTO delivery_messages (delivery_id, message_id, part, parts, state, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING", inserts)
-            if updates:
-                await conn.executemany(
-                    "UPDATE delivery_messages SET state = ?, reason = ? WHERE message_id = ? "
-                    "AND state IS NULL", updates)
-            if not touched:
-                return []
-            tally = {r[0]: tuple(r[1:]) for r in await conn.execute_fetchall(
-                "SELECT delivery_id, COUNT(*), MAX(parts), SUM(state IS NOT NULL), SUM(state = 'failed'), "
-                "MIN(CASE WHEN state = 'failed' THEN reason END) FROM delivery_messages "
-                "WHERE delivery_id IN (SELECT value FROM json_each(?)) GROUP BY delivery_id",
-                (json.dumps(list(touched)),))}
-            done: list[tuple[int, bool, str | None, int]] = []
-            for delivery_id in touched:
-                count, parts_max, final, failed, reason = tally.get(delivery_id, (0, None, None, None, None))
-                parts = max(int(count), int(parts_max or 0))
-                if int(final or 0) >= parts:
-                    done.append((delivery_id, not failed, reason, parts))
-            return done
-
-        # Plain SQL: on the writer's thread in one trip, not one per statement.
-        return await self._write(op, sql_only=True)
 
     async def directory_rows(self, gids: Sequence[str]) -> tuple[
             list[tuple[int, str, float | None, float | None, str | None]],

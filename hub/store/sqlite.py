@@ -48,6 +48,7 @@ from hub.store.sql_entities import EntitySql
 from hub.store.sql_ledger import LedgerSql
 from hub.store.sql_members import MemberSql, fold
 from hub.store.sql_progress import ProgressSql
+from hub.store.sql_receipts import ReceiptSql
 from hub.store.sql_subscriptions import SubscriptionSql
 from hub.store.sql_templates import TemplateSql
 
@@ -69,7 +70,7 @@ class _Job(Generic[T]):
     outcome: tuple[bool, Any] = field(default=(False, None))
 
 
-class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql, ProgressSql, TemplateSql,
+class SqliteStore(EntitySql, AlertSql, AuditSql, MemberSql, CampaignSql, ReceiptSql, ProgressSql, TemplateSql,
                   LedgerSql, SubscriptionSql):
     """The ``Store``, ``MemberStore`` and ``CampaignStore`` on one SQLite file, usually
     ``<data_dir>/hub.sqlite3``.

@@ -98,9 +98,12 @@ async def test_a_redelivered_batch_sends_nothing_twice(hub: Hub, keypairs: KEYS)
     sms = worker._provider
     assert isinstance(sms, SimulatorSmsProvider) and sms.submits == 2
     events = await queued(hub, EVENTS_QUEUE)
-    outcomes = [json.loads(m.body) for m in events if m.topic == EVENTS_QUEUE]
-    assert len(outcomes) == 1 and {o["state"] for o in outcomes[0]} == {"delivered"}
-    assert all(o["cost_eur"] == pytest.approx(o["parts"] * 0.055) for o in outcomes[0])
+    # Stored by the worker (the tracker is told once, to look at the campaign's end).
+    assert [json.loads(m.body) for m in events if m.topic == EVENTS_QUEUE] == [
+        {"campaigns": [campaign.id], "stored": 2}]
+    got = [r for r in await rows(hub, campaign.id) if r[0] == "sms"]
+    assert {r[1] for r in got} == {"delivered"}
+    assert all(r[4] == pytest.approx(r[3] * 0.055) for r in got)
 
 
 async def test_a_cancelled_campaign_is_skipped(hub: Hub, keypairs: KEYS) -> None:
@@ -247,7 +250,7 @@ async def test_after_the_budget_a_transient_failure_is_failed_with_the_last_reas
     assert await queued(hub, CHANNEL_QUEUES[Channel.SMS]) == []  # no fourth attempt
     messages = await queued(hub, EVENTS_QUEUE)
     events = [json.loads(m.body) for m in messages if m.topic == EVENTS_QUEUE]
-    assert [{(o["state"], o["reason"]) for o in e} for e in events] == [{("failed", "throttled (3)")}]
+    assert events == [{"campaigns": [campaign.id], "stored": 2}]  # the final failures, stored
     for event in messages:
         await tracker.handle(event)
     assert await sms_states(hub, campaign.id) == [("failed", "throttled (3)", 3)] * 2
@@ -295,16 +298,15 @@ async def test_the_worker_prices_each_sms_by_its_numbers_prefix(hub: Hub, keypai
     assert campaign is not None
     [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
     await worker.handle(batch)
-    events = await queued(hub, EVENTS_QUEUE)
-    [outcomes] = [json.loads(m.body) for m in events if m.topic == EVENTS_QUEUE]
-    assert sorted(o["cost_eur"] / o["parts"] for o in outcomes) == pytest.approx([0.055, 0.08])
+    got = [r for r in await rows(hub, campaign.id) if r[0] == "sms"]
+    assert sorted(r[4] / r[3] for r in got) == pytest.approx([0.055, 0.08])
 
 
 async def test_receipts_the_store_could_not_take_are_recorded_again(monkeypatch: pytest.MonkeyPatch) -> None:
     # The SMSC had its deliver_sm_resp: a batch of receipts dropped on a busy store is never
     # sent again, and its deliveries would wait as submitted for a day.
     from hub.outputs.smpp import Receipt
-    from hub.services import worker as worker_module
+    from hub.services import receipts as worker_module
 
     monkeypatch.setattr(worker_module, "RECEIPT_RETRY", 0.01)
 

@@ -11,9 +11,9 @@ from hub.domain import Channel
 from hub.outputs.simulator import SmsOutcome
 from hub.outputs.smpp import Receipt
 from hub.outputs.sms_text import SmsText
+from hub.services.receipts import record_receipts
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.services.tracker import Tracker
-from hub.services.worker import record_receipts
 from hub.wiring import Hub
 from tests.services.test_router import cap, post, queued
 from tests.services.test_worker import handle_when_due, sms_worker

@@ -24,6 +24,7 @@ from typing import Any
 from hub.outputs.ratelimit import Pacer
 from hub.outputs.smpp.bulk import Result, submit_many
 from hub.outputs.smpp.errors import BindRefused, ConnectionLost, SmppError
+from hub.outputs.smpp.receipt_queue import ReceiptQueue
 from hub.outputs.smpp.receipts import Correlator, Receipt
 from hub.outputs.smpp.session import SmppSession
 from hub.outputs.smpp.submit import Concat
@@ -41,7 +42,7 @@ class Pool:
         self.binds = binds
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.correlator = correlator if correlator is not None else Correlator()
-        self.receipt_queue: asyncio.Queue[Receipt] = asyncio.Queue()
+        self.receipt_queue = ReceiptQueue()
         self._options = dict(system_id=system_id, password=password, system_type=system_type,
                              **session_options)
         self._sessions: list[SmppSession | None] = [None] * binds

@@ -82,6 +82,11 @@ class Receipt:
     def delivered(self) -> bool:
         return self.state == "DELIVRD"
 
+    @property
+    def reason(self) -> str | None:
+        """What a failed delivery records: the state and the error ("UNDELIV err:001")."""
+        return None if self.state == "DELIVRD" else self.state + (f" err:{self.error}" if self.error else "")
+
 
 def _text_of(short_message: bytes, data_coding: int, tlvs: Mapping[int, bytes]) -> str:
     raw = short_message or tlvs.get(TAG_MESSAGE_PAYLOAD, b"")
