@@ -19,9 +19,10 @@ from hub.outputs.smpp.receipts import Receipt
 from hub.outputs.sms_text import SmsText
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SmsOutcome:
-    """What happened to one SMS: delivered, or failed with the provider's reason."""
+    """What happened to one SMS: delivered, or failed with the provider's reason. Not frozen:
+    one is built per SMS, and a frozen dataclass's ``__init__`` costs several times more."""
 
     number: str = field(repr=False)  # personal data: kept out of reprs, hence out of logs
     ok: bool

@@ -220,20 +220,30 @@ class CampaignSql(SqlBase):
         stale = utc_text(stale_before) if stale_before is not None else ""
 
         async def op(conn: aiosqlite.Connection) -> tuple[dict[int, int], list[int]]:
+            # Read, then update what was read: the same rows, as this runs in the writer's
+            # transaction. Each as one row (a JSON array), not a row per delivery: each row
+            # fetched takes the GIL back from the event loop, which is sending meanwhile.
             ids = json.dumps(list(delivery_ids))
-            rows = await conn.execute_fetchall(
-                "UPDATE deliveries SET state = ?, submitted_at = ?, updated_at = ?, attempts = attempts + 1 "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND (state IN (?, ?) OR "
-                "(state = ? AND submitted_at < ?)) RETURNING id, attempts",
-                (DeliveryState.SENDING.value, now, now, ids, *NOT_YET_SENT,
-                 DeliveryState.SENDING.value, stale))
-            claimed = {r[0]: r[1] for r in rows}
-            if len(claimed) == len(delivery_ids):
-                return claimed, []  # the usual case: nothing else to look for
-            sending = await conn.execute_fetchall(
-                "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
-                (ids, DeliveryState.SENDING.value))
-            return claimed, sorted(r[0] for r in sending if r[0] not in claimed)
+            [(found,)] = await conn.execute_fetchall(
+                "SELECT json_group_array(json_array(id, attempts + 1, state = ?)) FROM deliveries "
+                "WHERE id IN (SELECT value FROM json_each(?)) AND (state IN (?, ?, ?))",
+                (DeliveryState.SENDING.value, ids, *NOT_YET_SENT, DeliveryState.SENDING.value))
+            rows: list[list[Any]] = json.loads(found)
+            old: set[int] = set()
+            if any(r[2] for r in rows):  # sending: taken over only when claimed before ``stale``
+                [(stale_ids,)] = await conn.execute_fetchall(
+                    "SELECT json_group_array(id) FROM deliveries "
+                    "WHERE id IN (SELECT value FROM json_each(?)) AND state = ? AND submitted_at < ?",
+                    (json.dumps([r[0] for r in rows if r[2]]), DeliveryState.SENDING.value, stale))
+                old = set(json.loads(stale_ids))
+            claimed = {r[0]: r[1] for r in rows if not r[2] or r[0] in old}
+            if claimed:
+                await conn.execute(
+                    "UPDATE deliveries SET state = ?, submitted_at = ?, updated_at = ?, "
+                    "attempts = attempts + 1 WHERE id IN (SELECT value FROM json_each(?))",
+                    (DeliveryState.SENDING.value, now, now, json.dumps(list(claimed))))
+            sending = [r[0] for r in rows if r[2] and r[0] not in claimed]
+            return claimed, sorted(sending)
 
         return await self._write(op, sql_only=True)
 

@@ -77,17 +77,19 @@ class ReceiptSql(SqlBase):
                     "UPDATE deliveries SET state = ?, updated_at = ? "
                     "WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
                     (_SUBMITTED, now, json.dumps(list(submitted)), _SENDING))
-            if awaiting:
-                await conn.executemany(
-                    "UPDATE deliveries SET state = ?, parts = ?, cost_eur = ?, updated_at = ? "
-                    "WHERE id = ? AND state = ?",
-                    [(_SUBMITTED, parts, cost, now, i, _SENDING) for i, parts, cost in awaiting])
-            if outcomes:
-                await conn.executemany(
+            # One statement per distinct outcome (a chunk has a handful), not one per delivery:
+            # SQLite then runs through the chunk without taking the GIL back row by row, which
+            # the event loop, sending meanwhile, needs.
+            groups: dict[tuple[str, str | None, int, float], list[int]] = {}
+            for i, parts, cost in awaiting:
+                groups.setdefault((_SUBMITTED, None, parts, cost), []).append(i)
+            for i, state, reason, parts, cost in outcomes:
+                groups.setdefault((state.value, reason, parts, cost), []).append(i)
+            for (state_value, reason, parts, cost), ids in groups.items():
+                await conn.execute(
                     "UPDATE deliveries SET state = ?, reason = ?, parts = ?, cost_eur = ?, updated_at = ? "
-                    "WHERE id = ? AND state = ?",
-                    [(state.value, reason, parts, cost, now, i, _SENDING)
-                     for i, state, reason, parts, cost in outcomes])
+                    "WHERE id IN (SELECT value FROM json_each(?)) AND state = ?",
+                    (state_value, reason, parts, cost, now, json.dumps(ids), _SENDING))
             if retries:
                 await conn.executemany(
                     "UPDATE deliveries SET state = ?, reason = ?, published_at = ?, updated_at = ? "

@@ -59,9 +59,11 @@ _STAT_ALIASES = {"DELIVERED": "DELIVRD", "UNDELIVERABLE": "UNDELIV", "ACCEPTED":
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Receipt:
-    """One delivery receipt. ``tag`` and ``part`` are filled in by the correlator."""
+    """One delivery receipt. ``tag`` and ``part`` are filled in by the correlator. Not frozen:
+    one is built for every SMS sent, and a frozen dataclass's ``__init__`` costs several times
+    more; nothing changes one once built."""
 
     message_id: str          # as the SMSC wrote it in the receipt
     state: str               # DELIVRD, UNDELIV, EXPIRED, ... (the text form's stat words)
@@ -148,24 +150,27 @@ def _receipt(esm_class: int, data_coding: int, short_message: bytes, tlvs: Mappi
              source_addr: str) -> Receipt | None:
     if esm_class & ESM_TYPE_MASK != ESM_DELIVERY_RECEIPT:
         return None
-    fields = parse_text(_text_of(short_message, data_coding, tlvs))
-    tlv_id = tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
-    message_id = tlv_id.rstrip(b"\0").decode("latin-1") if tlv_id else fields.get("id", "")
-    tlv_state = tlvs.get(TAG_MESSAGE_STATE)
+    text = _text_of(short_message, data_coding, tlvs)
+    m = _STANDARD.match(text)  # parse_text's first reading, without building its dict
+    if m is not None:
+        text_id, submitted, done, stat, error = m.group(1, 4, 5, 6, 7)
+    else:
+        fields = _parse_text_general(text)
+        text_id, stat, error = fields.get("id", ""), fields.get("stat", ""), fields.get("err", "")
+        submitted, done = fields.get("submit date", ""), fields.get("done date", "")
+    tlv_id = tlvs.get(TAG_RECEIPTED_MESSAGE_ID) if tlvs else None
+    message_id = tlv_id.rstrip(b"\0").decode("latin-1") if tlv_id else text_id
+    tlv_state = tlvs.get(TAG_MESSAGE_STATE) if tlvs else None
     if tlv_state:
         state = MESSAGE_STATES.get(tlv_state[0], "UNKNOWN")
     else:
-        stat = fields.get("stat", "").upper()
+        stat = stat.upper()
         state = _STAT_ALIASES.get(stat, stat) or "UNKNOWN"
-    error = fields.get("err", "")
-    net = tlvs.get(TAG_NETWORK_ERROR_CODE)
-    if not error and net and len(net) == 3:
-        error = f"{net[0]}:{int.from_bytes(net[1:], 'big')}"
-    return Receipt(
-        message_id=message_id.strip(), state=state, error=error,
-        submit_date=fields.get("submit date", ""), done_date=fields.get("done date", ""),
-        destination=source_addr,
-    )
+    if not error and tlvs:
+        net = tlvs.get(TAG_NETWORK_ERROR_CODE)
+        if net and len(net) == 3:
+            error = f"{net[0]}:{int.from_bytes(net[1:], 'big')}"
+    return Receipt(message_id.strip(), state, error, submitted, done, source_addr)
 
 
 def receipt_from_frame(frame: bytes) -> Receipt | None:
@@ -188,6 +193,12 @@ def receipt_from_data_sm(frame: bytes) -> Receipt | None:
     return _receipt(esm_class, data_coding, b"", tlvs, source)
 
 
+# A deliver_sm's body up to its short_message (§4.6.1), as SMSCs write it (every C-octet string
+# within its size): source_addr, esm_class, data_coding and sm_length in one match.
+_DELIVER_HEAD = re.compile(
+    rb"[^\0]{0,5}\0..([^\0]{0,20})\0..[^\0]{0,20}\0(.)..[^\0]{0,16}\0[^\0]{0,16}\0..(.).(.)", re.DOTALL)
+
+
 def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], str] | None:
     """(esm_class, data_coding, short_message, tlvs, source_addr) of a well-formed deliver_sm
     (§4.6.1); None when anything before the TLVs is amiss (then ``decode`` says what);
@@ -196,6 +207,13 @@ def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], s
     if size < 16 or int.from_bytes(frame[:4], "big") != size or \
             int.from_bytes(frame[4:8], "big") != CommandId.DELIVER_SM:
         return None
+    m = _DELIVER_HEAD.match(frame, 16)
+    if m is not None:
+        at = m.end()
+        length = m.group(4)[0]
+        if at + length <= size:
+            return (m.group(2)[0], m.group(3)[0], frame[at:at + length], read_tlvs(frame, at + length),
+                    m.group(1).decode("latin-1"))
     end = frame.find(b"\0", 16)  # service_type
     if end < 0:
         return None

@@ -500,8 +500,13 @@ class SmppSession:
                 entry.fut = self._loop.create_future()
                 entry.fut.add_done_callback(_consume)
             if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
-                resp = p.decode(frame)
-                assert isinstance(resp, p.SubmitSmResp)
+                end = frame.find(b"\0", 16)  # its message_id, read here: one comes for every part sent
+                if end == len(frame) - 1:
+                    resp = p.SubmitSmResp(sequence_number=seq, message_id=frame[16:end].decode("latin-1"))
+                else:
+                    decoded = p.decode(frame)  # anything unusual: the codec says what is wrong
+                    assert isinstance(decoded, p.SubmitSmResp)
+                    resp = decoded
                 now = self._loop.time()
                 for receipt in self.correlator.sent(resp.message_id, entry.tag, entry.part, entry.parts, now):
                     self.receipt_queue.put_nowait(receipt)
