@@ -13,9 +13,10 @@ parts, e-mail recipients) are taken as late as possible: per submit_sm as it is 
 (SMPP), right before DATA (SMTP), by a :class:`~hub.outputs.ratelimit.Pacer` whose log of
 actual sends keeps every 1-second window under the rate. Chunks run a few at a time
 (``PARALLEL_CHUNKS``, shared by all the batches a worker holds), so store commits overlap the
-pacing and little is committed ahead of it. Once the batch is through, its outcomes go to
-``delivery.events`` as one message (the tracker counts them and finishes campaigns), retries
-are published, and the batch is acked only once those messages are confirmed.
+pacing and little is committed ahead of it. Once the batch is through, ``delivery.events``
+gets one message for the outcomes stored here (``{"campaigns", "stored"}``: the tracker only
+looks at the campaign's end) and one listing the skipped and cancelled (the tracker stores
+them), retries are published, and the batch is acked only once those messages are confirmed.
 
 Transient failures (not ok, not permanent: throttled, queue full, SMTP 4xx...) are published
 again to ``deliver.<channel>`` as a new, smaller batch carrying ``attempt``, ``first_try``
@@ -185,6 +186,7 @@ class ChannelWorker:
         self._receipts = receipts if isinstance(receipts, ReceiptQueue) else None
         self._clock = clock
         self._prices = prices or Prices()  # per number prefix, as the tracker prices
+        self._flat_sms: dict[int, float] = {}
         self._countersign = countersign
         self._prefix = sms_prefix
         self._max_parts = sms_max_parts
@@ -358,7 +360,7 @@ class ChannelWorker:
         out: list[tuple[OutcomeRow, bool]] = []
         for (delivery_id, number, *_), result in zip(todo, results, strict=True):
             # A submitted SMS is billed, delivered or not, at its number's price.
-            cost = euro(self._prices.sms(number, result.parts))
+            cost = self._sms_cost(number, result.parts)
             held = queue.take(delivery_id) if queue is not None else []
             if result.ok and result.message_ids:
                 # Indexed in canonical form, as receipts look them up (an SMSC may answer
@@ -384,6 +386,16 @@ class ChannelWorker:
                 out.append(((delivery_id, DeliveryState.FAILED, result.reason, result.parts, cost),
                             not result.permanent))
         return out
+
+    def _sms_cost(self, number: str, parts: int) -> float:
+        """What an SMS of ``parts`` to ``number`` costs, in euro; one price for every number
+        when no prefix has its own (kept per part count: Decimal arithmetic per SMS shows)."""
+        if self._prices.sms_prefixes:
+            return euro(self._prices.sms(number, parts))
+        cost = self._flat_sms.get(parts)
+        if cost is None:
+            cost = self._flat_sms[parts] = euro(self._prices.sms(None, parts))
+        return cost
 
     async def _email(self, campaign: Campaign, stored: StoredAlert, alert: Alert, info_index: int) -> bytes:
         key = (campaign.id, info_index)

@@ -37,6 +37,26 @@ def test_templated_bodies_equal_sm_body(source: str, coding: int, message: bytes
             short_message=message))
 
 
+@pytest.mark.parametrize(("parts", "concat"), [
+    ([b"BE-Alert: Brand"], "udh"), ([b"x" * 200], "sar"), ([b"x" * 255], "udh"), ([b"short"], "payload"),
+    ([b"part one", b"part two"], "udh"), ([b"part one", b"part two"], "sar")])
+def test_one_text_to_many_numbers_is_what_each_number_alone_gets(parts: list[bytes], concat: Any) -> None:
+    dests = ["+32470000001", " 32470000002 ", "0470000003", "+447911123456", "not a number", "+3212"]
+    for source in ("1789", "+32470999999", "BE-Alert"):
+        many = SubmitBodies().many(dests, parts, 0, source, True, concat=concat)
+        one = SubmitBodies()
+        for dest, got in zip(dests, many, strict=True):
+            try:
+                expected: Any = one.bodies(dest, parts, 0, source, True, concat=concat)
+            except SubmitRefused as exc:
+                assert isinstance(got, SubmitRefused) and str(got) == str(exc)
+                continue
+            if len(parts) > 1:  # each message its own concatenation reference: compare the rest
+                assert isinstance(got, tuple) and len(got[0]) == len(expected[0])
+                continue
+            assert got == expected
+
+
 async def test_many_numbers_one_text_as_the_smsc_decodes_them(smsc: StartSmsc, closing: list[Any]) -> None:
     peer = smsc()
     s = await opened(peer, closing, window=8)  # more messages than the window: slots are waited for

@@ -71,18 +71,26 @@ async def index(hub: Hub) -> list[tuple[int, str | None]]:
     return [tuple(r) for r in found]  # type: ignore[misc]
 
 
+async def send_one_batch(hub: Hub, keypairs: KEYS, provider: EchoSms, ident: str, params: str = "") -> int:
+    """Route one alert and have an SMS worker on ``provider`` send its one SMS batch; the
+    campaign's id."""
+    campaign = await hub.router.route(await post(hub, keypairs, cap(ident, params=params)))
+    assert campaign is not None
+    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
+    await sms_worker(hub, provider).handle(batch)
+    return campaign.id
+
+
+# The first number's SMS delivered, the other's failed, each one part at the flat price.
+ENDED = [("delivered", None, 1, float(SMS_PRICE_EUR)), ("failed", "UNDELIV err:001", 1, float(SMS_PRICE_EUR))]
+
+
 async def test_receipts_that_come_while_the_chunk_is_in_hand_end_it_in_one_write(
         hub: Hub, keypairs: KEYS) -> None:
     provider = EchoSms(hub)
-    worker = sms_worker(hub, provider)
-    campaign = await hub.router.route(await post(hub, keypairs, cap("R-1")))
-    assert campaign is not None
-    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
-    await worker.handle(batch)
+    campaign_id = await send_one_batch(hub, keypairs, provider, "R-1")
     # No tracker ran: the worker's own write made them final, with their parts and cost.
-    price = float(SMS_PRICE_EUR)
-    assert await sms_rows(hub, campaign.id) == [("delivered", None, 1, price),
-                                                ("failed", "UNDELIV err:001", 1, price)]
+    assert await sms_rows(hub, campaign_id) == ENDED
     assert await index(hub) == []  # nothing to look up later
     assert provider.receipts.qsize() == 0 and provider.receipts.holding == 0
 
@@ -90,32 +98,21 @@ async def test_receipts_that_come_while_the_chunk_is_in_hand_end_it_in_one_write
 async def test_a_part_whose_receipt_is_late_is_indexed_and_its_receipt_ends_the_delivery(
         hub: Hub, keypairs: KEYS) -> None:
     provider = EchoSms(hub, receipted=(1,))  # part 2's receipt comes later
-    worker = sms_worker(hub, provider)
-    campaign = await hub.router.route(await post(hub, keypairs, cap("R-2", params=LONG)))
-    assert campaign is not None
-    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
-    await worker.handle(batch)
+    campaign_id = await send_one_batch(hub, keypairs, provider, "R-2", LONG)
     cost = float(SMS_PRICE_EUR * 2)
-    assert await sms_rows(hub, campaign.id) == [("submitted", None, 2, cost)] * 2
+    assert await sms_rows(hub, campaign_id) == [("submitted", None, 2, cost)] * 2
     assert sorted(await index(hub)) == [(1, "delivered"), (1, "failed"), (2, None), (2, None)]
     late = [Receipt(ids[1], "DELIVRD") for ids in provider.ids.values()]
     done = await record_receipts(hub.store, hub.broker, late)
     assert sorted(state.value for _, state, *_ in done) == ["delivered", "failed"]
     # Ended by the receipts' write itself; the cost stays the worker's.
-    assert sorted(await sms_rows(hub, campaign.id)) == [("delivered", None, 2, cost),
+    assert sorted(await sms_rows(hub, campaign_id)) == [("delivered", None, 2, cost),
                                                         ("failed", "UNDELIV err:001", 2, cost)]
 
 
 async def test_a_receipt_stored_before_its_settle_is_ended_by_the_settle(hub: Hub, keypairs: KEYS) -> None:
-    provider = EchoSms(hub, store_first=True)
-    worker = sms_worker(hub, provider)
-    campaign = await hub.router.route(await post(hub, keypairs, cap("R-3")))
-    assert campaign is not None
-    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
-    await worker.handle(batch)
-    price = float(SMS_PRICE_EUR)
-    assert await sms_rows(hub, campaign.id) == [("delivered", None, 1, price),
-                                                ("failed", "UNDELIV err:001", 1, price)]
+    campaign_id = await send_one_batch(hub, keypairs, EchoSms(hub, store_first=True), "R-3")
+    assert await sms_rows(hub, campaign_id) == ENDED
     assert sorted(await index(hub)) == [(1, "delivered"), (1, "failed")]
 
 
@@ -134,20 +131,16 @@ async def test_what_a_failed_send_held_goes_to_the_queue(hub: Hub, keypairs: KEY
 
 async def test_a_receipt_for_a_part_of_an_earlier_try_does_not_end_this_one(hub: Hub, keypairs: KEYS) -> None:
     provider = EchoSms(hub, receipted=())
-    worker = sms_worker(hub, provider)
-    campaign = await hub.router.route(await post(hub, keypairs, cap("R-5")))
-    assert campaign is not None
-    [batch] = await queued(hub, CHANNEL_QUEUES[Channel.SMS])
-    tag = (await hub.store._read("SELECT id FROM deliveries WHERE channel = 'sms' ORDER BY id", ()))[0][0]
     original = provider.send
 
     async def with_stray(sms: SmsText, numbers: Sequence[str], *,
                          tags: Sequence[object] | None = None) -> list[SmsOutcome]:
         # A receipt with this delivery's tag but another submit id (a superseded part).
-        provider.receipts.put_nowait(Receipt("77", "UNDELIV", tag=tag, part=1, parts=1, submit_id="77"))
+        assert tags is not None
+        provider.receipts.put_nowait(Receipt("77", "UNDELIV", tag=tags[0], part=1, parts=1, submit_id="77"))
         return await original(sms, numbers, tags=tags)
 
     provider.send = with_stray  # type: ignore[method-assign]
-    await worker.handle(batch)
-    assert [s for s, *_ in await sms_rows(hub, campaign.id)] == ["submitted", "submitted"]
-    assert Decimal(str(await hub.store.campaign_cost(campaign.id))) == SMS_PRICE_EUR * 2
+    campaign_id = await send_one_batch(hub, keypairs, provider, "R-5")
+    assert [s for s, *_ in await sms_rows(hub, campaign_id)] == ["submitted", "submitted"]
+    assert Decimal(str(await hub.store.campaign_cost(campaign_id))) == SMS_PRICE_EUR * 2

@@ -37,14 +37,13 @@ async def submit_many(session: SmppSession, messages: Sequence[tuple[str, object
     """Submit ``parts`` to every (E.164 number, tag) of ``messages``; per message, in order,
     its message ids (one per submit_sm) or the error that stopped it."""
     batch = _Batch(len(messages))
-    for i, (dest, tag) in enumerate(messages):
-        try:
-            bodies, ref = session.bodies(dest, parts, data_coding, source_addr, registered_delivery,
-                                         concat=concat)
-        except SubmitRefused as exc:  # not an E.164 number
-            batch.refused[i] = exc
-            continue
-        batch.add(i, tag, bodies, ref)
+    built = session.bodies_many([dest for dest, _ in messages], parts, data_coding, source_addr,
+                                registered_delivery, concat=concat)
+    for i, ((_, tag), made) in enumerate(zip(messages, built, strict=True)):
+        if isinstance(made, SubmitRefused):  # not an E.164 number
+            batch.refused[i] = made
+        else:
+            batch.add(i, tag, *made)
     await batch.queue(session)
     await batch.collect(session)
     return batch.results()

@@ -381,6 +381,12 @@ class SmppSession:
         return self._bodies.bodies(dest_e164, parts, data_coding, source_addr, registered_delivery,
                                    concat=concat, ref=ref)
 
+    def bodies_many(self, dests: Sequence[str], parts: Sequence[bytes], data_coding: int, source_addr: str,
+                    registered_delivery: bool = True, *, concat: Concat = "udh",
+                    ) -> list[tuple[list[bytes], int | None] | SubmitRefused]:
+        """:meth:`bodies` of one text for each of ``dests``, or the refusal of a number."""
+        return self._bodies.many(dests, parts, data_coding, source_addr, registered_delivery, concat=concat)
+
     # -- the bulk path (hub.outputs.smpp.bulk): no coroutine per submit -----------------
 
     def take_slot(self) -> bool:

@@ -76,6 +76,45 @@ class SubmitBodies:
             ]
         return bodies, ref
 
+    def many(self, dests: Sequence[str], parts: Sequence[bytes], data_coding: int, source_addr: str,
+             registered_delivery: bool = True, *, concat: Concat = "udh",
+             ) -> list[tuple[list[bytes], int | None] | SubmitRefused]:
+        """:meth:`bodies` for each of ``dests`` (one text to many numbers), the text's part of
+        the work done once: a one-part text is the template with each destination set in."""
+        if len(parts) != 1 or concat == "payload" or len(parts[0]) > 254:
+            return [self._or_refused(d, parts, data_coding, source_addr, registered_delivery, concat)
+                    for d in dests]
+        head, tail = self._template(parts[0], data_coding, source_addr, registered_delivery)
+        out: list[tuple[list[bytes], int | None] | SubmitRefused] = []
+        for dest in dests:
+            m = _E164.fullmatch(dest.strip())
+            out.append(([head + m.group(1).encode() + tail], None) if m is not None else
+                       self._or_refused(dest, parts, data_coding, source_addr, registered_delivery, concat))
+        return out
+
+    def _or_refused(self, dest: str, parts: Sequence[bytes], data_coding: int, source_addr: str,
+                    registered_delivery: bool, concat: Concat,
+                    ) -> tuple[list[bytes], int | None] | SubmitRefused:
+        try:
+            return self.bodies(dest, parts, data_coding, source_addr, registered_delivery, concat=concat)
+        except SubmitRefused as exc:
+            return exc
+
+    def _template(self, message: bytes, data_coding: int, source_addr: str,
+                  registered: bool) -> tuple[bytes, bytes]:
+        """A one-part submit_sm body around its destination: (before it, after it)."""
+        if self.source_ton is not None and self.source_npi is not None:
+            s_ton, s_npi = self.source_ton, self.source_npi
+        else:
+            s_ton, s_npi = source_ton_npi(source_addr)
+        source = source_addr.lstrip("+") if s_ton == 1 else source_addr
+        key = (source, s_ton, s_npi, data_coding, registered, message, 0)
+        template = self._templates.get(key)
+        if template is None:
+            self._body("0", source, s_ton, s_npi, data_coding, registered, message, 0, {})
+            template = self._templates[key]
+        return template
+
     def _body(self, dest: str, source: str, s_ton: int, s_npi: int, data_coding: int, registered: bool,
               message: bytes, esm_class: int, tlvs: dict[int, bytes], payload: bool = False) -> bytes:
         if payload:
