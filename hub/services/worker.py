@@ -125,14 +125,13 @@ class PartIds:
 
 @dataclass
 class Sent:
-    """What one batch came to: final outcomes, transient failures to retry (each with its
-    attempt count and reason), deliveries still sending under another worker's claim, and
-    SMS submitted to an SMSC that wait for their receipts (with their message ids: delivery
-    id, message id, part, parts)."""
+    """What one batch came to: the outcomes to publish (skipped, cancelled), how many it
+    stored itself (final, or submitted to an SMSC and awaiting receipts), transient failures
+    to retry (each with its attempt count and reason) and deliveries still sending under
+    another worker's claim."""
 
     outcomes: list[OutcomeRow] = field(default_factory=list)  # not stored (skipped, cancelled)
     stored: int = 0  # final or submitted outcomes stored by the worker
-    awaiting: list[int] = field(default_factory=list)
     retries: list[tuple[BatchRow, int, str]] = field(default_factory=list)
     busy: list[int] = field(default_factory=list)
 
@@ -297,7 +296,6 @@ class ChannelWorker:
         await self._store.settle((), [(d[0], reason) for d, _, reason in retries],
                                  at=self._clock(), outcomes=final, message_ids=ids.submitted,
                                  superseded=ids.superseded, awaiting=awaiting, resent=resent)
-        sent.awaiting.extend(a[0] for a in awaiting)
         sent.stored += len(final) + len(awaiting)
         sent.retries.extend(retries)
 
