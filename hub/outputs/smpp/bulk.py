@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, ConnectionLost, SubmitRefused
-from hub.outputs.smpp.session import SmppSession
+from hub.outputs.smpp.session import Countdown, SmppSession
 from hub.outputs.smpp.submit import Concat
 
 DRAIN_EVERY = 256  # submits queued between two looks at the socket's write buffer
@@ -44,8 +44,9 @@ async def submit_many(session: SmppSession, messages: Sequence[tuple[str, object
             batch.refused[i] = made
         else:
             batch.add(i, tag, *made)
-    await batch.queue(session)
-    await batch.collect(session)
+    countdown = Countdown(asyncio.get_running_loop())
+    await batch.queue(session, countdown)
+    await batch.collect(session, countdown)
     return batch.results()
 
 
@@ -63,24 +64,24 @@ class _Batch:
         self.messages[i] = (tag, bodies, ref)
         self.known[i] = [None] * len(bodies)
 
-    async def queue(self, session: SmppSession) -> None:
+    async def queue(self, session: SmppSession, countdown: Countdown) -> None:
         """Each part on a window slot, taken at once when free; stops at a lost connection."""
         for count, (i, (tag, bodies, _)) in enumerate(self.messages.items()):
             for k, body in enumerate(bodies):
                 try:
                     if not session.take_slot():
                         await session.wait_slot()
-                    self.sent.append((i, k, session.send_submit(body, tag, k + 1, len(bodies))))
+                    self.sent.append((i, k, session.send_submit(body, tag, k + 1, len(bodies), countdown)))
                 except ConnectionLost as exc:
                     self.lost = exc
                     return
             if count % DRAIN_EVERY == DRAIN_EVERY - 1:
                 await session.drain()
 
-    async def collect(self, session: SmppSession) -> None:
+    async def collect(self, session: SmppSession, countdown: Countdown) -> None:
         """Every response; throttled parts sent again the ordinary way."""
-        if self.sent:
-            await asyncio.wait([f for _, _, f in self.sent])
+        countdown.one()  # all sent: only the answers are awaited now
+        await countdown.done
         again: list[tuple[int, int]] = []
         for i, k, fut in self.sent:
             failure = fut.exception()

@@ -98,16 +98,36 @@ def _consume(fut: asyncio.Future[p.Pdu]) -> None:
         fut.exception()
 
 
+class Countdown:
+    """The answers a batch of submits still awaits: ``done`` is resolved once every submit sent
+    with it has its answer (or the session ended), and its sender called :meth:`one` for itself
+    (so that answers coming while it still sends do not resolve it early). One counter for a
+    batch, not a done-callback per submit."""
+
+    __slots__ = ("left", "done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.left = 1  # the sender's own
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def one(self) -> None:
+        self.left -= 1
+        if self.left == 0 and not self.done.done():
+            self.done.set_result(None)
+
+
 class _Pending:
-    __slots__ = ("fut", "sent_at", "tag", "part", "parts")
+    __slots__ = ("fut", "sent_at", "tag", "part", "parts", "slot", "countdown")
 
     def __init__(self, fut: asyncio.Future[p.Pdu], sent_at: float, tag: object, part: int,
-                 parts: int) -> None:
+                 parts: int, slot: bool = False, countdown: Countdown | None = None) -> None:
         self.fut = fut
         self.sent_at = sent_at
         self.tag = tag
         self.part = part
         self.parts = parts
+        self.slot = slot  # holds a window slot, freed when it is answered or the session ends
+        self.countdown = countdown
 
 
 class SmppSession:
@@ -224,6 +244,10 @@ class SmppSession:
         for entry in pending.values():
             if not entry.fut.done():
                 entry.fut.set_exception(ConnectionLost(str(self._lost)))
+            if entry.slot:
+                self._release()
+            if entry.countdown is not None:
+                entry.countdown.one()
         if self._writer is not None and not self._writer.is_closing():
             self._writer.close()
 
@@ -402,10 +426,11 @@ class SmppSession:
         """Wait for a window slot and take it."""
         await self._acquire()
 
-    def send_submit(self, body: bytes, tag: object, part: int, parts: int) -> asyncio.Future[p.Pdu]:
+    def send_submit(self, body: bytes, tag: object, part: int, parts: int,
+                    countdown: Countdown | None = None) -> asyncio.Future[p.Pdu]:
         """Queue one submit_sm on a slot the caller took; the future of its response (the slot
-        is freed when it is done). Raises :class:`ConnectionLost` (the slot freed) if the
-        session is gone."""
+        is freed when the response comes or the session ends; ``countdown`` counts it until
+        then). Raises :class:`ConnectionLost` (the slot freed) if the session is gone."""
         assert self._loop is not None
         if self._lost is not None:
             self._release()
@@ -413,12 +438,12 @@ class SmppSession:
         seq = self._next_seq()
         fut: asyncio.Future[p.Pdu] = self._loop.create_future()
         self._send(p.frame(p.CommandId.SUBMIT_SM, 0, seq, body))
-        self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts)
-        fut.add_done_callback(self._slot_done)
+        # The slot is freed by the reader as the answer comes (or by ``_fail``): not by a
+        # done-callback, which would cost a scheduled call per SMS.
+        self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts, True, countdown)
+        if countdown is not None:
+            countdown.left += 1
         return fut
-
-    def _slot_done(self, fut: asyncio.Future[p.Pdu]) -> None:
-        self._release()
 
     async def drain(self) -> None:
         """Wait while more than 256 KiB wait in the socket's write buffer."""
@@ -502,26 +527,20 @@ class SmppSession:
             if entry is None:
                 log.warning("SMPP response 0x%08X for unknown sequence %d", command_id, seq)
                 return
+            if entry.slot:
+                self._release()
             if entry.fut.done():  # its sender was cancelled: set_result would kill this reader
                 entry.fut = self._loop.create_future()
                 entry.fut.add_done_callback(_consume)
-            if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
-                end = frame.find(b"\0", 16)  # its message_id, read here: one comes for every part sent
-                if end == len(frame) - 1:
-                    resp = p.SubmitSmResp(sequence_number=seq, message_id=frame[16:end].decode("latin-1"))
-                else:
-                    decoded = p.decode(frame)  # anything unusual: the codec says what is wrong
-                    assert isinstance(decoded, p.SubmitSmResp)
-                    resp = decoded
-                now = self._loop.time()
-                for receipt in self.correlator.sent(resp.message_id, entry.tag, entry.part, entry.parts, now):
-                    self.receipt_queue.put_nowait(receipt)
-                entry.fut.set_result(resp)
-            elif command_id == p.CommandId.GENERIC_NACK:
-                entry.fut.set_result(p.SubmitSmResp(sequence_number=seq, command_status=status
-                                                    or p.Status.ESME_RUNKNOWNERR))
-            else:
-                entry.fut.set_result(p.decode(frame))
+            try:
+                self._answer(entry, command_id, status, seq, frame)
+            except p.PduError as exc:  # the reader ends the session; this request ends with it
+                if not entry.fut.done():
+                    entry.fut.set_exception(ConnectionLost(f"undecodable response: {exc}"))
+                raise
+            finally:
+                if entry.countdown is not None:
+                    entry.countdown.one()
         elif command_id == p.CommandId.DELIVER_SM:
             self._on_receipt(frame, seq, receipt_from_frame, p.CommandId.DELIVER_SM_RESP)
         elif command_id == p.CommandId.DATA_SM:  # §2.11: some SMSCs send receipts in data_sm
@@ -533,6 +552,27 @@ class SmppSession:
             raise ConnectionLost("SMSC unbound the session")
         else:
             self._send(p.frame(p.CommandId.GENERIC_NACK, p.Status.ESME_RINVCMDID, seq))
+
+    def _answer(self, entry: _Pending, command_id: int, status: int, seq: int, frame: bytes) -> None:
+        """Resolve a request's future with its response."""
+        assert self._loop is not None
+        if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
+            end = frame.find(b"\0", 16)  # its message_id, read here: one comes for every part sent
+            if end == len(frame) - 1:
+                resp = p.SubmitSmResp(sequence_number=seq, message_id=frame[16:end].decode("latin-1"))
+            else:
+                decoded = p.decode(frame)  # anything unusual: the codec says what is wrong
+                assert isinstance(decoded, p.SubmitSmResp)
+                resp = decoded
+            now = self._loop.time()
+            for receipt in self.correlator.sent(resp.message_id, entry.tag, entry.part, entry.parts, now):
+                self.receipt_queue.put_nowait(receipt)
+            entry.fut.set_result(resp)
+        elif command_id == p.CommandId.GENERIC_NACK:
+            entry.fut.set_result(p.SubmitSmResp(sequence_number=seq, command_status=status
+                                                or p.Status.ESME_RUNKNOWNERR))
+        else:
+            entry.fut.set_result(p.decode(frame))
 
     def _on_receipt(self, frame: bytes, seq: int, read: Callable[[bytes], Receipt | None],
                     resp: p.CommandId) -> None:
