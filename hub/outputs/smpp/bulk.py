@@ -56,7 +56,7 @@ class _Batch:
         self.refused: dict[int, SubmitRefused] = {}
         self.messages: dict[int, tuple[object, list[bytes], int | None]] = {}
         self.known: dict[int, list[str | None]] = {}
-        self.sent: list[tuple[int, int, asyncio.Future[p.Pdu]]] = []
+        self.sent: list[tuple[int, int]] = []  # (message, part) in the order queued
         self.errors: dict[int, ConnectionLost | SubmitRefused] = {}
         self.lost: ConnectionLost | None = None
 
@@ -71,7 +71,8 @@ class _Batch:
                 try:
                     if not session.take_slot():
                         await session.wait_slot()
-                    self.sent.append((i, k, session.send_submit(body, tag, k + 1, len(bodies), countdown)))
+                    session.queue_submit(body, tag, k + 1, len(bodies), countdown)
+                    self.sent.append((i, k))
                 except ConnectionLost as exc:
                     self.lost = exc
                     return
@@ -83,13 +84,11 @@ class _Batch:
         countdown.one()  # all sent: only the answers are awaited now
         await countdown.done
         again: list[tuple[int, int]] = []
-        for i, k, fut in self.sent:
-            failure = fut.exception()
-            if failure is not None:
-                self.errors.setdefault(i, failure if isinstance(failure, ConnectionLost)
-                                       else ConnectionLost(str(failure)))
+        for (i, k), resp in zip(self.sent, countdown.results, strict=True):
+            if resp is None or isinstance(resp, BaseException):
+                self.errors.setdefault(i, resp if isinstance(resp, ConnectionLost)
+                                       else ConnectionLost(str(resp or "no answer")))
                 continue
-            resp = fut.result()
             if not resp.command_status and isinstance(resp, p.SubmitSmResp):
                 self.known[i][k] = resp.message_id
             elif resp.command_status in SLOW_DOWN:

@@ -99,16 +99,17 @@ def _consume(fut: asyncio.Future[p.Pdu]) -> None:
 
 
 class Countdown:
-    """The answers a batch of submits still awaits: ``done`` is resolved once every submit sent
-    with it has its answer (or the session ended), and its sender called :meth:`one` for itself
-    (so that answers coming while it still sends do not resolve it early). One counter for a
-    batch, not a done-callback per submit."""
+    """The answers of a batch of submits (the bulk path): each submit's response or error lands
+    in ``results`` at its index, no future per submit; ``done`` is resolved once every submit
+    queued with it has its answer (or the session ended) and its sender called :meth:`one`
+    for itself (so that answers coming while it still sends do not resolve it early)."""
 
-    __slots__ = ("left", "done")
+    __slots__ = ("left", "done", "results")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.left = 1  # the sender's own
         self.done: asyncio.Future[None] = loop.create_future()
+        self.results: list[p.Pdu | BaseException | None] = []
 
     def one(self) -> None:
         self.left -= 1
@@ -117,17 +118,31 @@ class Countdown:
 
 
 class _Pending:
-    __slots__ = ("fut", "sent_at", "tag", "part", "parts", "slot", "countdown")
+    """A request awaiting its response: a future's, or a bulk submit's (``countdown``, at
+    ``index`` in its results), which holds a window slot until answered."""
 
-    def __init__(self, fut: asyncio.Future[p.Pdu], sent_at: float, tag: object, part: int,
-                 parts: int, slot: bool = False, countdown: Countdown | None = None) -> None:
+    __slots__ = ("fut", "sent_at", "tag", "part", "parts", "countdown", "index")
+
+    def __init__(self, fut: asyncio.Future[p.Pdu] | None, sent_at: float, tag: object, part: int,
+                 parts: int, countdown: Countdown | None = None, index: int = 0) -> None:
         self.fut = fut
         self.sent_at = sent_at
         self.tag = tag
         self.part = part
         self.parts = parts
-        self.slot = slot  # holds a window slot, freed when it is answered or the session ends
         self.countdown = countdown
+        self.index = index
+
+    def resolve(self, value: p.Pdu | BaseException) -> None:
+        countdown = self.countdown
+        if countdown is not None:
+            if countdown.results[self.index] is None:
+                countdown.results[self.index] = value
+        elif self.fut is not None and not self.fut.done():
+            if isinstance(value, BaseException):
+                self.fut.set_exception(value)
+            else:
+                self.fut.set_result(value)
 
 
 class SmppSession:
@@ -242,11 +257,9 @@ class SmppSession:
                 log.warning("SMPP session %s:%s lost: %s", self.host, self.port, reason)
         pending, self._pending = self._pending, {}
         for entry in pending.values():
-            if not entry.fut.done():
-                entry.fut.set_exception(ConnectionLost(str(self._lost)))
-            if entry.slot:
+            entry.resolve(ConnectionLost(str(self._lost)))
+            if entry.countdown is not None:  # a bulk submit: its slot, and its answer counted
                 self._release()
-            if entry.countdown is not None:
                 entry.countdown.one()
         if self._writer is not None and not self._writer.is_closing():
             self._writer.close()
@@ -426,24 +439,21 @@ class SmppSession:
         """Wait for a window slot and take it."""
         await self._acquire()
 
-    def send_submit(self, body: bytes, tag: object, part: int, parts: int,
-                    countdown: Countdown | None = None) -> asyncio.Future[p.Pdu]:
-        """Queue one submit_sm on a slot the caller took; the future of its response (the slot
-        is freed when the response comes or the session ends; ``countdown`` counts it until
-        then). Raises :class:`ConnectionLost` (the slot freed) if the session is gone."""
+    def queue_submit(self, body: bytes, tag: object, part: int, parts: int, countdown: Countdown) -> None:
+        """Queue one submit_sm on a slot the caller took; its response (or error) lands in
+        ``countdown.results`` at the next index, and the slot is freed, when the response comes
+        or the session ends. Raises :class:`ConnectionLost` (the slot freed) if the session
+        is gone."""
         assert self._loop is not None
         if self._lost is not None:
             self._release()
             raise self._lost_error()
         seq = self._next_seq()
-        fut: asyncio.Future[p.Pdu] = self._loop.create_future()
         self._send(p.frame(p.CommandId.SUBMIT_SM, 0, seq, body))
-        # The slot is freed by the reader as the answer comes (or by ``_fail``): not by a
-        # done-callback, which would cost a scheduled call per SMS.
-        self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts, True, countdown)
-        if countdown is not None:
-            countdown.left += 1
-        return fut
+        self._pending[seq] = _Pending(None, self._loop.time(), tag, part, parts, countdown,
+                                      len(countdown.results))
+        countdown.results.append(None)
+        countdown.left += 1
 
     async def drain(self) -> None:
         """Wait while more than 256 KiB wait in the socket's write buffer."""
@@ -527,19 +537,14 @@ class SmppSession:
             if entry is None:
                 log.warning("SMPP response 0x%08X for unknown sequence %d", command_id, seq)
                 return
-            if entry.slot:
-                self._release()
-            if entry.fut.done():  # its sender was cancelled: set_result would kill this reader
-                entry.fut = self._loop.create_future()
-                entry.fut.add_done_callback(_consume)
             try:
                 self._answer(entry, command_id, status, seq, frame)
             except p.PduError as exc:  # the reader ends the session; this request ends with it
-                if not entry.fut.done():
-                    entry.fut.set_exception(ConnectionLost(f"undecodable response: {exc}"))
+                entry.resolve(ConnectionLost(f"undecodable response: {exc}"))
                 raise
             finally:
-                if entry.countdown is not None:
+                if entry.countdown is not None:  # a bulk submit: its slot, and its answer counted
+                    self._release()
                     entry.countdown.one()
         elif command_id == p.CommandId.DELIVER_SM:
             self._on_receipt(frame, seq, receipt_from_frame, p.CommandId.DELIVER_SM_RESP)
@@ -567,12 +572,12 @@ class SmppSession:
             now = self._loop.time()
             for receipt in self.correlator.sent(resp.message_id, entry.tag, entry.part, entry.parts, now):
                 self.receipt_queue.put_nowait(receipt)
-            entry.fut.set_result(resp)
+            entry.resolve(resp)
         elif command_id == p.CommandId.GENERIC_NACK:
-            entry.fut.set_result(p.SubmitSmResp(sequence_number=seq, command_status=status
-                                                or p.Status.ESME_RUNKNOWNERR))
+            entry.resolve(p.SubmitSmResp(sequence_number=seq,
+                                         command_status=status or p.Status.ESME_RUNKNOWNERR))
         else:
-            entry.fut.set_result(p.decode(frame))
+            entry.resolve(p.decode(frame))
 
     def _on_receipt(self, frame: bytes, seq: int, read: Callable[[bytes], Receipt | None],
                     resp: p.CommandId) -> None:
