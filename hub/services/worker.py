@@ -496,6 +496,8 @@ def _by_part(ids: Sequence[str], held: Sequence[Receipt]) -> dict[int, str | Non
     is among ``held``: None for a part delivered, else the receipt's reason."""
     if not held:
         return {}
+    if len(ids) == 1:  # the usual SMS: one part
+        return next(({0: r.reason} for r in held if r.submit_id == ids[0]), {})
     index = {mid: i for i, mid in enumerate(ids)}
     came: dict[int, str | None] = {}
     for receipt in held:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import cast
 
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, ConnectionLost, SubmitRefused
@@ -117,8 +118,8 @@ class _Batch:
                 continue
             ids = self.known[i]
             error = self.errors.get(i)
-            if error is None and all(mid is not None for mid in ids):
-                out.append([mid for mid in ids if mid is not None])
+            if error is None and None not in ids:
+                out.append(cast(list[str], ids))  # no None in it
                 continue
             if error is None:  # some parts not sent: the connection was lost before their turn
                 error = ConnectionLost(str(self.lost) if self.lost is not None else "session lost")
