@@ -27,6 +27,7 @@ are matched).
 from __future__ import annotations
 
 import re
+import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -193,6 +194,7 @@ def receipt_from_data_sm(frame: bytes) -> Receipt | None:
     return _receipt(esm_class, data_coding, b"", tlvs, source)
 
 
+_LENGTH_COMMAND = struct.Struct(">II")
 # A deliver_sm's body up to its short_message (§4.6.1), as SMSCs write it (every C-octet string
 # within its size): source_addr, esm_class, data_coding and sm_length in one match.
 _DELIVER_HEAD = re.compile(
@@ -204,16 +206,16 @@ def _read_deliver_sm(frame: bytes) -> tuple[int, int, bytes, dict[int, bytes], s
     (§4.6.1); None when anything before the TLVs is amiss (then ``decode`` says what);
     :class:`PduError` from :func:`read_tlvs` for a cut TLV, as ``decode`` raises."""
     size = len(frame)
-    if size < 16 or int.from_bytes(frame[:4], "big") != size or \
-            int.from_bytes(frame[4:8], "big") != CommandId.DELIVER_SM:
+    if size < 16 or _LENGTH_COMMAND.unpack_from(frame) != (size, CommandId.DELIVER_SM):
         return None
     m = _DELIVER_HEAD.match(frame, 16)
     if m is not None:
+        source, esm_class, data_coding, sm_length = m.group(1, 2, 3, 4)
         at = m.end()
-        length = m.group(4)[0]
-        if at + length <= size:
-            return (m.group(2)[0], m.group(3)[0], frame[at:at + length], read_tlvs(frame, at + length),
-                    m.group(1).decode("latin-1"))
+        end = at + sm_length[0]
+        if end <= size:
+            return (esm_class[0], data_coding[0], frame[at:end], read_tlvs(frame, end),
+                    source.decode("latin-1"))
     end = frame.find(b"\0", 16)  # service_type
     if end < 0:
         return None
