@@ -22,7 +22,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import cast
 
-from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, ConnectionLost, SubmitRefused
 from hub.outputs.smpp.session import Countdown, SmppSession
 from hub.outputs.smpp.submit import Concat
@@ -86,12 +85,11 @@ class _Batch:
         await countdown.done
         again: list[tuple[int, int]] = []
         for (i, k), resp in zip(self.sent, countdown.results, strict=True):
-            if resp is None or isinstance(resp, BaseException):
+            if isinstance(resp, str):  # accepted: its message id
+                self.known[i][k] = resp
+            elif resp is None or isinstance(resp, BaseException):
                 self.errors.setdefault(i, resp if isinstance(resp, ConnectionLost)
                                        else ConnectionLost(str(resp or "no answer")))
-                continue
-            if not resp.command_status and isinstance(resp, p.SubmitSmResp):
-                self.known[i][k] = resp.message_id
             elif resp.command_status in SLOW_DOWN:
                 again.append((i, k))
             else:

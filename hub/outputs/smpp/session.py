@@ -99,17 +99,18 @@ def _consume(fut: asyncio.Future[p.Pdu]) -> None:
 
 
 class Countdown:
-    """The answers of a batch of submits (the bulk path): each submit's response or error lands
-    in ``results`` at its index, no future per submit; ``done`` is resolved once every submit
-    queued with it has its answer (or the session ended) and its sender called :meth:`one`
-    for itself (so that answers coming while it still sends do not resolve it early)."""
+    """The answers of a batch of submits (the bulk path): each submit's message id (accepted),
+    response (refused) or error lands in ``results`` at its index, no future per submit;
+    ``done`` is resolved once every submit queued with it has its answer (or the session
+    ended) and its sender called :meth:`one` for itself (so that answers coming while it
+    still sends do not resolve it early)."""
 
     __slots__ = ("left", "done", "results")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.left = 1  # the sender's own
         self.done: asyncio.Future[None] = loop.create_future()
-        self.results: list[p.Pdu | BaseException | None] = []
+        self.results: list[str | p.Pdu | BaseException | None] = []  # an accepted submit: its id
 
     def one(self) -> None:
         self.left -= 1
@@ -133,7 +134,7 @@ class _Pending:
         self.countdown = countdown
         self.index = index
 
-    def resolve(self, value: p.Pdu | BaseException) -> None:
+    def resolve(self, value: p.Pdu | str | BaseException) -> None:
         countdown = self.countdown
         if countdown is not None:
             if countdown.results[self.index] is None:
@@ -141,7 +142,7 @@ class _Pending:
         elif self.fut is not None and not self.fut.done():
             if isinstance(value, BaseException):
                 self.fut.set_exception(value)
-            else:
+            elif not isinstance(value, str):
                 self.fut.set_result(value)
 
 
@@ -564,15 +565,17 @@ class SmppSession:
         if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
             end = frame.find(b"\0", 16)  # its message_id, read here: one comes for every part sent
             if end == len(frame) - 1:
-                resp = p.SubmitSmResp(sequence_number=seq, message_id=frame[16:end].decode("latin-1"))
+                message_id = frame[16:end].decode("latin-1")
             else:
                 decoded = p.decode(frame)  # anything unusual: the codec says what is wrong
                 assert isinstance(decoded, p.SubmitSmResp)
-                resp = decoded
+                message_id = decoded.message_id
             now = self._loop.time()
-            for receipt in self.correlator.sent(resp.message_id, entry.tag, entry.part, entry.parts, now):
+            for receipt in self.correlator.sent(message_id, entry.tag, entry.part, entry.parts, now):
                 self.receipt_queue.put_nowait(receipt)
-            entry.resolve(resp)
+            # A bulk submit's answer is its id alone; a request's, the PDU.
+            entry.resolve(message_id if entry.countdown is not None
+                          else p.SubmitSmResp(sequence_number=seq, message_id=message_id))
         elif command_id == p.CommandId.GENERIC_NACK:
             entry.resolve(p.SubmitSmResp(sequence_number=seq,
                                          command_status=status or p.Status.ESME_RUNKNOWNERR))
