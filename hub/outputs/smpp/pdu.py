@@ -418,6 +418,9 @@ def decode(data: bytes) -> Pdu:
     raise PduError(f"unsupported command_id 0x{command_id:08X}")
 
 
+_U32 = struct.Struct(">I")
+
+
 class FrameReader:
     """Cuts a TCP byte stream into whole frames, whatever the read boundaries."""
 
@@ -428,19 +431,24 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
-        buf += data
+        if buf:  # the rest of a frame cut by the last read comes first
+            buf += data
+            data = bytes(buf)
+            buf.clear()
         frames: list[bytes] = []
-        pos, end = 0, len(buf)
+        pos, end = 0, len(data)
+        unpack = _U32.unpack_from
         while end - pos >= 4:
-            (length,) = struct.unpack_from(">I", buf, pos)
+            (length,) = unpack(data, pos)
             if length < 16 or length > MAX_FRAME:
+                buf += data[pos:]  # kept as read: a caller may look at it after the error
                 raise PduError(f"implausible command_length {length}")
             if end - pos < length:
                 break
-            frames.append(bytes(buf[pos:pos + length]))
+            frames.append(data[pos:pos + length])  # one copy, straight from the read
             pos += length
-        if pos:
-            del buf[:pos]
+        if pos < end:
+            buf += data[pos:]
         return frames
 
 
