@@ -13,6 +13,7 @@ from aiohttp import web
 
 from hub.api.app import create_app
 from hub.config import Settings
+from hub.runtime import tune_gc
 from hub.wiring import ALL_ROLES, Hub
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ async def run(settings: Settings, data_dir: Path, host: str, port: int,
             print(f"cap-hub listening on {scheme}://{host}:{port} (data in {data_dir})", flush=True)
         else:
             print(f"cap-hub {', '.join(sorted(roles))} running (data in {data_dir})", flush=True)
+        tune_gc()  # what start-up made lives as long as the process
         await stop.wait()
         print("cap-hub stopping", file=sys.stderr, flush=True)
     finally:

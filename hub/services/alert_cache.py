@@ -3,6 +3,7 @@ parsed once, not once per batch, and forgotten oldest first."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
@@ -26,12 +27,29 @@ class AlertCache:
         self._size = size
         self._on_evict = on_evict
         self._alerts: dict[int, tuple[StoredAlert, Alert]] = {}
+        self._loading: dict[int, asyncio.Future[tuple[StoredAlert, Alert]]] = {}
 
     async def get(self, alert_id: int) -> tuple[StoredAlert, Alert]:
-        """The stored alert and its model; a :class:`Reject` when it is gone or no longer parses."""
+        """The stored alert and its model; a :class:`Reject` when it is gone or no longer parses.
+        Batches of a new campaign arrive together: the first reads and parses, the others
+        wait for it (a read and a parse each, all at once, held up the first send)."""
         cached = self._alerts.get(alert_id)
         if cached is not None:
             return cached
+        loading = self._loading.get(alert_id)
+        if loading is None:
+            loading = self._loading[alert_id] = asyncio.ensure_future(self._load(alert_id))
+            loading.add_done_callback(self._loaded)
+        return await asyncio.shield(loading)
+
+    def _loaded(self, loading: asyncio.Future[tuple[StoredAlert, Alert]]) -> None:
+        for alert_id, future in list(self._loading.items()):
+            if future is loading:
+                del self._loading[alert_id]
+        if not loading.cancelled():
+            loading.exception()  # each waiter raises it; seen here too, should none be left
+
+    async def _load(self, alert_id: int) -> tuple[StoredAlert, Alert]:
         stored = await self._store.alert(alert_id)
         if stored is None:
             raise Reject(f"no alert {alert_id}")
