@@ -230,8 +230,9 @@ async def bench_sms(args: argparse.Namespace, root: Path) -> None:
     alone: list[Timed] = []
     try:
         await smpp_bare(peer.port, 2000, 4, 256)  # warm-up of the node peer
+        # The bare client's binds and window (4 x 256), so that both keep as much in flight.
         sms = SmsSettings(provider="smpp", host="127.0.0.1", port=peer.port, system_id="bench", password="pw",
-                          binds=4, rate=0.0)
+                          binds=4, window=256, rate=0.0)
         hub = await start(root / "sms", n, sms=sms)
         try:
             t_sub, t_all = await run_campaign(hub, "sms", n, "B-SMS", 300)

@@ -93,6 +93,7 @@ class SmsSettings:
     password: str = ""
     system_type: str = ""
     binds: int = 4  # connections to the SMSC (a real one takes ~100-150 submits/s per bind)
+    window: int = 64  # submits awaiting their response per bind, as far as the SMSC allows
     source_addr: str = "1789"  # the sender shown on handsets: a short code, a number or letters
     rate: float = 500.0  # SMS parts per second for the channel, all its workers together; 0 = unlimited
     workers: int = 1  # SMS worker processes sharing ``rate``: each takes rate / workers

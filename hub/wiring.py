@@ -154,8 +154,11 @@ def make_provider(settings: Settings, channel: Channel) -> Any:
         return simulation_provider(settings, channel)
     if channel is Channel.SMS and settings.sms.provider == "smpp":
         sms = settings.sms
+        for key, value in (("binds", sms.binds), ("window", sms.window)):
+            if value < 1:
+                raise ConfigError(f"sms.{key} = {value}: must be at least 1")
         pool = Pool(sms.host, sms.port, system_id=sms.system_id, password=sms.password,
-                    system_type=sms.system_type, binds=sms.binds)
+                    system_type=sms.system_type, binds=sms.binds, window=sms.window)
         return SmppSmsProvider(pool, sms.source_addr)
     if channel is Channel.EMAIL and settings.email.provider == "smtp":
         email = settings.email

@@ -12,9 +12,10 @@ from hub.config import EmailSettings, Settings, SmsSettings, WorkerSettings, loa
 from hub.domain import Channel
 from hub.errors import ConfigError
 from hub.outputs.ratelimit import TokenBucket
+from hub.outputs.sms_smpp import SmppSmsProvider
 from hub.services.router import CHANNEL_QUEUES, EVENTS_QUEUE
 from hub.services.worker import ChannelWorker
-from hub.wiring import Hub, channel_rate, retry_options
+from hub.wiring import Hub, channel_rate, make_provider, retry_options
 from tests.services.test_router import cap, post, queued
 from tests.services.test_worker import FlakySms, handle_when_due, sms_states, sms_worker
 
@@ -40,6 +41,19 @@ def test_a_bad_split_names_the_setting(settings: Settings, needle: str) -> None:
     channel = Channel.SMS if settings.sms != SmsSettings() else Channel.EMAIL
     with pytest.raises(ConfigError, match=needle):
         channel_rate(settings, channel)
+
+
+@pytest.mark.parametrize(("key", "value"), [("window", 0), ("binds", -1)])
+def test_an_smpp_window_or_bind_count_below_one_names_the_setting(key: str, value: int) -> None:
+    settings = Settings(sms=SmsSettings(provider="smpp", **{key: value}))
+    with pytest.raises(ConfigError, match=f"sms.{key} = {value}: must be at least 1"):
+        make_provider(settings, Channel.SMS)
+
+
+def test_the_smpp_window_is_a_setting() -> None:
+    settings = load(None, environ={"CAPHUB_SMS_PROVIDER": "smpp", "CAPHUB_SMS_WINDOW": "256"})
+    provider = make_provider(settings, Channel.SMS)
+    assert isinstance(provider, SmppSmsProvider) and provider.pool.session_window == 256
 
 
 @pytest.mark.parametrize(("worker", "needle"), [

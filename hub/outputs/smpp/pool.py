@@ -26,7 +26,7 @@ from hub.outputs.smpp.bulk import Result, submit_many
 from hub.outputs.smpp.errors import BindRefused, ConnectionLost, SmppError
 from hub.outputs.smpp.receipt_queue import ReceiptQueue
 from hub.outputs.smpp.receipts import Correlator, Receipt
-from hub.outputs.smpp.session import SmppSession
+from hub.outputs.smpp.session import DEFAULT_WINDOW, SmppSession
 from hub.outputs.smpp.submit import Concat
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,11 @@ class Pool:
         self._closed = False
         # The channel's rate, taken per submit_sm right before it is written (SMS parts).
         self.pacer: Pacer | None = None
+
+    @property
+    def session_window(self) -> int:
+        """Requests awaiting their response per bind (each session's ``window``)."""
+        return int(self._options.get("window", DEFAULT_WINDOW))
 
     def _new_session(self) -> SmppSession:
         return SmppSession(self.host, self.port, correlator=self.correlator,

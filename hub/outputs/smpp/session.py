@@ -146,12 +146,15 @@ class _Pending:
                 self.fut.set_result(value)
 
 
+DEFAULT_WINDOW = 64  # requests awaiting their response at once, per bind
+
+
 class SmppSession:
     """One transceiver bind. Not reusable after :meth:`close` or a :class:`ConnectionLost`."""
 
     def __init__(
         self, host: str, port: int, *, system_id: str, password: str, system_type: str = "",
-        window: int = 64, enquire_link_interval: float = 30.0, response_timeout: float = 10.0,
+        window: int = DEFAULT_WINDOW, enquire_link_interval: float = 30.0, response_timeout: float = 10.0,
         connect_timeout: float = 5.0, throttle_pause: float = 0.05, max_retries: int = 20,
         source_ton: int | None = None, source_npi: int | None = None,
         correlator: Correlator | None = None, receipts: asyncio.Queue[Receipt] | None = None,
