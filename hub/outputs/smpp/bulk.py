@@ -2,10 +2,12 @@
 
 An alert sends one text to many numbers. :meth:`SmppSession.submit` costs a coroutine, a
 window acquisition and a future per part, and the provider a task per number: at rate 0 that
-bookkeeping, not the socket, set the pace. :func:`submit_many` encodes every message's bodies,
-queues each submit_sm as soon as a window slot is free (waiting for slots only when the
-window is full), and then waits for all the responses at once. The responses are correlated
-by the session's reader as for any submit (receipts right behind their resp included).
+bookkeeping, not the socket, set the pace. :func:`submit_many` encodes every message's bodies
+(the text's template once, each number set in), queues each submit_sm as soon as a window
+slot is free (waiting for slots only when the window is full), and then waits for all the
+responses at once: the session's reader puts each answer in the batch's
+:class:`~hub.outputs.smpp.session.Countdown` (no future per submit) and correlates it as for
+any submit (receipts right behind their resp included).
 
 What the fast path does not handle goes the ordinary way: a part throttled or refused with
 ``ESME_RTHROTTLED``/``ESME_RMSGQFUL`` is sent again with :meth:`SmppSession.submit_sm` (which
