@@ -65,10 +65,11 @@ log = logging.getLogger(__name__)
 Security = Literal["none", "starttls", "tls"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What happened to one recipient of a message. ``reason`` is the server's reply
-    (``"550 5.1.1 no such user"``) or what went wrong; empty when ``ok``."""
+    (``"550 5.1.1 no such user"``) or what went wrong; empty when ``ok``. Not frozen: one is
+    built per recipient, and a frozen dataclass's ``__init__`` costs several times more."""
 
     recipient: str = field(repr=False)  # kept out of reprs, hence out of logs
     ok: bool
