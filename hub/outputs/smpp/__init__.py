@@ -1,8 +1,10 @@
 """An SMPP 3.4 ESME client of our own: PDU codec, receipts, async session and a pool of binds.
 
 Written here rather than taken from PyPI: see issue 6 ("Library choice"). Modules:
-``pdu`` (pure codec), ``receipts`` (pure parsing and correlation), ``errors``,
-``session`` (one transceiver bind on asyncio streams), ``pool`` (several binds as one).
+``pdu`` (pure codec), ``receipts`` (pure parsing and correlation), ``receipt_queue``
+(receipts held for the sender), ``errors``, ``pending`` (requests awaiting a response),
+``session`` (one transceiver bind on asyncio streams), ``bulk`` (one text to many numbers),
+``pool`` (several binds as one).
 """
 
 from hub.outputs.smpp.errors import BindRefused, ConnectionLost, SmppError, SubmitRefused

@@ -6,7 +6,7 @@ bookkeeping, not the socket, set the pace. :func:`submit_many` encodes every mes
 (the text's template once, each number set in), queues each submit_sm as soon as a window
 slot is free (waiting for slots only when the window is full), and then waits for all the
 responses at once: the session's reader puts each answer in the batch's
-:class:`~hub.outputs.smpp.session.Countdown` (no future per submit) and correlates it as for
+:class:`~hub.outputs.smpp.pending.Countdown` (no future per submit) and correlates it as for
 any submit (receipts right behind their resp included).
 
 What the fast path does not handle goes the ordinary way: a part throttled or refused with
@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from typing import cast
 
 from hub.outputs.smpp.errors import SLOW_DOWN, ConnectionLost, SubmitRefused
-from hub.outputs.smpp.session import Countdown, SmppSession
+from hub.outputs.smpp.pending import Countdown
+from hub.outputs.smpp.session import SmppSession
 from hub.outputs.smpp.submit import Concat
 
 DRAIN_EVERY = 256  # submits queued between two looks at the socket's write buffer

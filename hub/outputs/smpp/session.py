@@ -47,6 +47,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from hub.outputs.ratelimit import Pacer, Ticket
 from hub.outputs.smpp import pdu as p
 from hub.outputs.smpp.errors import SLOW_DOWN, BindRefused, ConnectionLost, SubmitRefused
+from hub.outputs.smpp.pending import Countdown, Pending
 from hub.outputs.smpp.receipts import Correlator, Receipt, receipt_from_data_sm, receipt_from_frame
 from hub.outputs.smpp.submit import Concat, SubmitBodies
 
@@ -98,54 +99,6 @@ def _consume(fut: asyncio.Future[p.Pdu]) -> None:
         fut.exception()
 
 
-class Countdown:
-    """The answers of a batch of submits (the bulk path): each submit's message id (accepted),
-    response (refused) or error lands in ``results`` at its index, no future per submit;
-    ``done`` is resolved once every submit queued with it has its answer (or the session
-    ended) and its sender called :meth:`one` for itself (so that answers coming while it
-    still sends do not resolve it early)."""
-
-    __slots__ = ("left", "done", "results")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.left = 1  # the sender's own
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.results: list[str | p.Pdu | BaseException | None] = []  # an accepted submit: its id
-
-    def one(self) -> None:
-        self.left -= 1
-        if self.left == 0 and not self.done.done():
-            self.done.set_result(None)
-
-
-class _Pending:
-    """A request awaiting its response: a future's, or a bulk submit's (``countdown``, at
-    ``index`` in its results), which holds a window slot until answered."""
-
-    __slots__ = ("fut", "sent_at", "tag", "part", "parts", "countdown", "index")
-
-    def __init__(self, fut: asyncio.Future[p.Pdu] | None, sent_at: float, tag: object, part: int,
-                 parts: int, countdown: Countdown | None = None, index: int = 0) -> None:
-        self.fut = fut
-        self.sent_at = sent_at
-        self.tag = tag
-        self.part = part
-        self.parts = parts
-        self.countdown = countdown
-        self.index = index
-
-    def resolve(self, value: p.Pdu | str | BaseException) -> None:
-        countdown = self.countdown
-        if countdown is not None:
-            if countdown.results[self.index] is None:
-                countdown.results[self.index] = value
-        elif self.fut is not None and not self.fut.done():
-            if isinstance(value, BaseException):
-                self.fut.set_exception(value)
-            elif not isinstance(value, str):
-                self.fut.set_result(value)
-
-
 DEFAULT_WINDOW = 64  # requests awaiting their response at once, per bind
 
 
@@ -170,7 +123,7 @@ class SmppSession:
         self.correlator = correlator if correlator is not None else Correlator()
         self.receipt_queue: asyncio.Queue[Receipt] = receipts if receipts is not None else asyncio.Queue()
         self.smsc_system_id = ""
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._seq = 0
         self._free = window  # window slots; a FIFO of waiters (asyncio.Semaphore scans its waiters)
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -327,7 +280,7 @@ class SmppSession:
         assert self._loop is not None
         fut: asyncio.Future[p.Pdu] = self._loop.create_future()
         self._send(data, now)
-        self._pending[seq] = _Pending(fut, self._loop.time(), tag, part, parts)
+        self._pending[seq] = Pending(fut, self._loop.time(), tag, part, parts)
         assert self._writer is not None
         transport = self._writer.transport
         if transport.get_write_buffer_size() > 262144:
@@ -454,7 +407,7 @@ class SmppSession:
             raise self._lost_error()
         seq = self._next_seq()
         self._send(p.frame(p.CommandId.SUBMIT_SM, 0, seq, body))
-        self._pending[seq] = _Pending(None, self._loop.time(), tag, part, parts, countdown,
+        self._pending[seq] = Pending(None, self._loop.time(), tag, part, parts, countdown,
                                       len(countdown.results))
         countdown.results.append(None)
         countdown.left += 1
@@ -562,7 +515,7 @@ class SmppSession:
         else:
             self._send(p.frame(p.CommandId.GENERIC_NACK, p.Status.ESME_RINVCMDID, seq))
 
-    def _answer(self, entry: _Pending, command_id: int, status: int, seq: int, frame: bytes) -> None:
+    def _answer(self, entry: Pending, command_id: int, status: int, seq: int, frame: bytes) -> None:
         """Resolve a request's future with its response."""
         assert self._loop is not None
         if command_id == p.CommandId.SUBMIT_SM_RESP and not status:
@@ -625,5 +578,5 @@ class SmppSession:
                     return
                 fut: asyncio.Future[p.Pdu] = self._loop.create_future()
                 fut.add_done_callback(_consume)
-                self._pending[seq] = _Pending(fut, now, None, 0, 0)
+                self._pending[seq] = Pending(fut, now, None, 0, 0)
                 self._last_read = now  # one enquire per idle interval
